@@ -1,0 +1,384 @@
+//! The library façade: compile a model, read and set its values, evaluate expressions.
+//! The CLI and the REPL use exactly this API.
+//!
+//! ```
+//! let src = "param theta = 2\nvar x = 0.5\ncondition x^3 + x - theta == 0\n";
+//! let model = optc::Model::compile(src, &optc::CompileOptions::default()).unwrap();
+//! assert_eq!(model.param("theta"), Some(&[2.0][..]));
+//! ```
+
+use crate::check::{self, CheckOptions, Limits, ParamOverride};
+use crate::diag::{Diagnostic, Diagnostics, RenderStyle, Sources};
+use crate::ir::{self, Program, TensorExpr, TensorId};
+use crate::kernel::{self, Output};
+use crate::system::{self, System};
+use std::path::{Path, PathBuf};
+
+/// Which back end runs compiled kernels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Native code from Cranelift (the default).
+    #[default]
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+/// How to compile a model.
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    /// The name shown in diagnostics.
+    pub file_name: Option<String>,
+    /// Folder for `load("...")` paths; `None` turns file access off.
+    pub base_dir: Option<PathBuf>,
+    /// `--dim NAME=SIZE` overrides.
+    pub dims: Vec<(String, usize)>,
+    /// `--set NAME=VALUE` overrides (a value text, or `@file`).
+    pub params: Vec<(String, String)>,
+    pub limits: Limits,
+    pub backend: Backend,
+}
+
+/// Compilation failed: the diagnostics, with the sources they point into.
+#[derive(Clone, Debug)]
+pub struct CompileError {
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Sources,
+}
+
+impl CompileError {
+    /// The diagnostics as miette text.
+    pub fn render(&self, style: RenderStyle) -> String {
+        crate::diag::render_all(&self.diagnostics, &self.sources, style)
+    }
+
+    /// The process exit code these diagnostics ask for (DESIGN §3).
+    pub fn exit_code(&self) -> i32 {
+        Diagnostics(self.diagnostics.clone()).exit_code()
+    }
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.render(RenderStyle::Plain))
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Values of every tensor a kernel can read: vars, params and multipliers.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub vars: Vec<Vec<f64>>,
+    pub params: Vec<Vec<f64>>,
+    /// Multipliers of each system constraint (user constraints, then var bounds).
+    pub duals: Vec<Vec<f64>>,
+}
+
+/// A compiled model.
+pub struct Model {
+    sources: Sources,
+    checked: check::Model,
+    warnings: Vec<Diagnostic>,
+    program: Program,
+    system: Option<System>,
+    state: State,
+    options: CompileOptions,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("params", &self.checked.params.len())
+            .field("vars", &self.checked.vars.len())
+            .finish()
+    }
+}
+
+/// Stack for compilation: every recursive phase is bounded by the parser's depth limits, and
+/// this leaves a wide margin.
+const COMPILE_STACK: usize = 256 << 20;
+
+impl Model {
+    /// Compiles `.opt` source text.
+    pub fn compile(source: &str, options: &CompileOptions) -> Result<Model, CompileError> {
+        let source = source.to_string();
+        let options = options.clone();
+        std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .stack_size(COMPILE_STACK)
+                .spawn_scoped(s, || compile_inner(&source, options))
+                .map_err(|e| CompileError {
+                    diagnostics: vec![Diagnostic::error(
+                        crate::diag::Code::LimitExceeded,
+                        format!("cannot start the compiler thread: {e}"),
+                    )],
+                    sources: Sources::new(),
+                })?
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(CompileError {
+                        diagnostics: vec![Diagnostic::error(
+                            crate::diag::Code::Unsupported,
+                            "the compiler failed unexpectedly",
+                        )
+                        .help("this is a bug in optc; please report the input")],
+                        sources: Sources::new(),
+                    })
+                })
+        })
+    }
+
+    /// Compiles a file; `load` paths are relative to its folder.
+    pub fn compile_file(path: &Path, options: &CompileOptions) -> Result<Model, CompileError> {
+        let name = options
+            .file_name
+            .clone()
+            .unwrap_or_else(|| path.display().to_string());
+        let bytes = std::fs::read(path).map_err(|e| CompileError {
+            diagnostics: vec![Diagnostic::error(
+                crate::diag::Code::InputMissing,
+                format!("cannot read `{name}`: {e}"),
+            )
+            .help("check the path; optc takes a .opt file")],
+            sources: Sources::new(),
+        })?;
+        let mut opts = options.clone();
+        opts.file_name = Some(name.clone());
+        if opts.base_dir.is_none() {
+            opts.base_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let mut sources = Sources::new();
+                let f = sources.add(name, Some(path.to_path_buf()), &lossy);
+                return Err(CompileError {
+                    diagnostics: vec![Diagnostic::error(
+                        crate::diag::Code::BadCharacter,
+                        "the file is not valid UTF-8 text",
+                    )
+                    .at(crate::diag::Span::new(f, at, at + 1), "invalid byte here")
+                    .help("save the file as UTF-8; optc reads text files")],
+                    sources,
+                });
+            }
+        };
+        Model::compile(&text, &opts)
+    }
+
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// The checked model (names, shapes, requests).
+    pub fn checked(&self) -> &check::Model {
+        &self.checked
+    }
+
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    pub fn program_mut(&mut self) -> &mut Program {
+        &mut self.program
+    }
+
+    /// The optimality system, if the model states one.
+    pub fn system(&self) -> Option<&System> {
+        self.system.as_ref()
+    }
+
+    pub fn options(&self) -> &CompileOptions {
+        &self.options
+    }
+
+    /// The current values of vars, params and multipliers.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+
+    /// A param's current value (row-major).
+    pub fn param(&self, name: &str) -> Option<&[f64]> {
+        let id = self.checked.param_by_name(name)?;
+        self.state.params.get(id.index()).map(|v| &v[..])
+    }
+
+    /// A var's current value (row-major).
+    pub fn var(&self, name: &str) -> Option<&[f64]> {
+        let id = self.checked.var_by_name(name)?;
+        self.state.vars.get(id.index()).map(|v| &v[..])
+    }
+
+    /// Sets a param's value without recompiling (shapes are fixed).
+    pub fn set_param(&mut self, name: &str, values: &[f64]) -> Result<(), String> {
+        let id = self
+            .checked
+            .param_by_name(name)
+            .ok_or_else(|| format!("no param named `{name}`"))?;
+        let n: usize = self.checked.param(id).shape.iter().product();
+        if values.len() != n && values.len() != 1 {
+            return Err(format!("`{name}` has {n} entries; {} given", values.len()));
+        }
+        if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "entry {} of the value for `{name}` is not finite",
+                k + 1
+            ));
+        }
+        self.state.params[id.index()] = if values.len() == n {
+            values.to_vec()
+        } else {
+            vec![values[0]; n]
+        };
+        Ok(())
+    }
+
+    /// Sets a var's value (its starting point for the next solve).
+    pub fn set_var(&mut self, name: &str, values: &[f64]) -> Result<(), String> {
+        let id = self
+            .checked
+            .var_by_name(name)
+            .ok_or_else(|| format!("no var named `{name}`"))?;
+        let n: usize = self.checked.var(id).shape.iter().product();
+        if values.len() != n {
+            return Err(format!("`{name}` has {n} entries; {} given", values.len()));
+        }
+        self.state.vars[id.index()] = values.to_vec();
+        Ok(())
+    }
+
+    /// Lowers a typed expression of this model to a tensor expression.
+    pub fn lower(&mut self, t: &check::TExpr) -> Result<TensorExpr, Diagnostic> {
+        let mut lw = ir::Lowerer::new(&self.checked, &mut self.program);
+        lw.tensor(t)
+    }
+
+    /// Evaluates tensor expressions at the current state (scheduled into one kernel).
+    pub fn evaluate(&self, exprs: &[TensorExpr]) -> Result<Vec<Vec<f64>>, String> {
+        let outputs: Vec<Output> = exprs
+            .iter()
+            .enumerate()
+            .map(|(k, e)| Output {
+                name: format!("out{k}"),
+                expr: e.clone(),
+            })
+            .collect();
+        let k = kernel::schedule(&self.program.graph, &outputs, "eval")?;
+        kernel::verify(&k)?;
+        let mut outs: Vec<Vec<f64>> = exprs
+            .iter()
+            .map(|e| vec![0.0; e.shape.iter().product()])
+            .collect();
+        let mut slices: Vec<&mut [f64]> = outs.iter_mut().map(|v| &mut v[..]).collect();
+        let state = &self.state;
+        let input = |t: TensorId| self.tensor_value(state, t);
+        crate::interp::run(&k, &input, &mut slices)?;
+        Ok(outs)
+    }
+
+    /// The value of any tensor the kernels can read, in a given state.
+    pub fn tensor_value<'s>(&self, state: &'s State, t: TensorId) -> Option<&'s [f64]> {
+        if let Some(k) = self.program.vars.iter().position(|&x| x == t) {
+            return state.vars.get(k).map(|v| &v[..]);
+        }
+        if let Some(k) = self.program.params.iter().position(|&x| x == t) {
+            return state.params.get(k).map(|v| &v[..]);
+        }
+        if let Some(sys) = &self.system {
+            if let Some(k) = sys.constraints.iter().position(|c| c.dual == t) {
+                return state.duals.get(k).map(|v| &v[..]);
+            }
+        }
+        None
+    }
+}
+
+fn compile_inner(source: &str, options: CompileOptions) -> Result<Model, CompileError> {
+    let mut sources = Sources::new();
+    let name = options
+        .file_name
+        .clone()
+        .unwrap_or_else(|| "<input>".to_string());
+    let file = sources.add(name, None, source);
+    let fail = |d: Vec<Diagnostic>, sources: &Sources| CompileError {
+        diagnostics: d,
+        sources: sources.clone(),
+    };
+    let max_source = options.limits.data.max_bytes;
+    if source.len() as u64 > max_source {
+        return Err(fail(
+            vec![Diagnostic::error(
+                crate::diag::Code::SourceTooLarge,
+                format!(
+                    "the source has {} bytes, over the limit of {max_source}",
+                    source.len()
+                ),
+            )
+            .help("move data into files read with load(...)")],
+            &sources,
+        ));
+    }
+    let program = crate::syntax::parse(source, file).map_err(|d| fail(d.0, &sources))?;
+    let check_opts = CheckOptions {
+        base_dir: options.base_dir.clone(),
+        dims: options.dims.clone(),
+        params: options
+            .params
+            .iter()
+            .map(|(n, v)| ParamOverride {
+                name: n.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        limits: options.limits,
+    };
+    let (checked, warnings) =
+        check::check(&program, file, &mut sources, &check_opts).map_err(|d| fail(d.0, &sources))?;
+    let mut prog = Program::new(&checked);
+    let params = ir::param_values(&checked, &mut prog).map_err(|d| fail(vec![d], &sources))?;
+    let vars = ir::var_starts(&checked, &mut prog, &params).map_err(|d| fail(vec![d], &sources))?;
+    let mut bounds = Vec::new();
+    for v in &checked.vars {
+        let n: usize = v.shape.iter().product();
+        let lo = ir::bound_values(&checked, &mut prog, &params, v.lo.as_ref(), n)
+            .map_err(|d| fail(vec![d], &sources))?;
+        let hi = ir::bound_values(&checked, &mut prog, &params, v.hi.as_ref(), n)
+            .map_err(|d| fail(vec![d], &sources))?;
+        bounds.push((lo, hi));
+    }
+    let system =
+        system::derive(&checked, &mut prog, &bounds).map_err(|d| fail(vec![d], &sources))?;
+    let duals = system
+        .as_ref()
+        .map(|s| {
+            s.constraints
+                .iter()
+                .map(|c| vec![0.0; c.g.shape.iter().product()])
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Model {
+        sources,
+        checked,
+        warnings,
+        program: prog,
+        system,
+        state: State {
+            vars,
+            params,
+            duals,
+        },
+        options,
+    })
+}

@@ -1,0 +1,324 @@
+//! The `optc` command line: parses arguments, calls the library API, renders reports.
+//! Human logs go to stderr, results to stdout; `--json` prints one JSON object on stdout.
+
+mod emit;
+
+use crate::api::{Backend, CompileError, CompileOptions, Model};
+use crate::diag::{Code, Diagnostic, RenderStyle, Sources};
+use crate::report::{fmt_tensor, tensor_json};
+use crate::run::{self, RunOptions, RunReport};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Map, Value};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "optc", version, about = "A compiler for optimality conditions", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse and check a file (names, shapes, data); nothing runs.
+    Check {
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Compile and run a file's requests (print, solve, derive, tune).
+    Run {
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// Which back end runs the compiled kernels.
+        #[arg(long, value_enum, default_value_t = BackendArg::Jit)]
+        backend: BackendArg,
+        /// No iteration logs on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print a derived form of the file.
+    Emit {
+        file: PathBuf,
+        #[command(flatten)]
+        what: emit::EmitWhat,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Explain a diagnostic code, e.g. `optc explain E0201`.
+    Explain {
+        /// The code (E0101 ...); without it, list every code.
+        code: Option<String>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Override a param: NAME=VALUE (a number, a literal like [1, 2], or @file.csv).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Set a dim: NAME=SIZE.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    dim: Vec<String>,
+    /// One JSON object on stdout (the schema of DESIGN §7).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum BackendArg {
+    Jit,
+    Interp,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 64,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Check { file, common } => check(&file, &common),
+        Command::Run {
+            file,
+            common,
+            backend,
+            quiet,
+        } => run_cmd(&file, &common, backend, quiet),
+        Command::Emit { file, what, common } => emit::emit(&file, &what, &common),
+        Command::Explain { code } => explain(code.as_deref()),
+    }
+}
+
+fn style() -> RenderStyle {
+    if std::env::var_os("NO_COLOR").is_some() || !std::io::stderr().is_terminal() {
+        RenderStyle::Plain
+    } else {
+        RenderStyle::Color
+    }
+}
+
+/// `--set`/`--dim` into compile options, or a usage diagnostic.
+fn options(common: &Common, backend: Backend) -> Result<CompileOptions, Diagnostic> {
+    let mut o = CompileOptions {
+        backend,
+        ..CompileOptions::default()
+    };
+    for s in &common.set {
+        let (k, v) = s.split_once('=').ok_or_else(|| {
+            Diagnostic::error(Code::BadSetValue, format!("--set {s}: expected NAME=VALUE"))
+                .help("e.g. --set lambda=0.3")
+        })?;
+        o.params.push((k.trim().to_string(), v.to_string()));
+    }
+    for s in &common.dim {
+        let (k, v) = s.split_once('=').ok_or_else(|| {
+            Diagnostic::error(Code::BadSetValue, format!("--dim {s}: expected NAME=SIZE"))
+                .help("e.g. --dim n=50")
+        })?;
+        let n: usize = v.trim().parse().map_err(|_| {
+            Diagnostic::error(
+                Code::BadSetValue,
+                format!("--dim {s}: `{}` is not a size", v.trim()),
+            )
+            .help("sizes are positive integers")
+        })?;
+        o.dims.push((k.trim().to_string(), n));
+    }
+    Ok(o)
+}
+
+/// Prints diagnostics (text to stderr, or collects them for JSON).
+fn print_diagnostics(diags: &[Diagnostic], sources: &Sources, json: bool) {
+    if json || diags.is_empty() {
+        return;
+    }
+    eprint!("{}", crate::diag::render_all(diags, sources, style()));
+}
+
+fn diagnostics_json(diags: &[Diagnostic], sources: &Sources) -> Value {
+    Value::Array(
+        diags
+            .iter()
+            .map(|d| crate::diag::to_json(d, sources))
+            .collect(),
+    )
+}
+
+fn compile_failed(e: &CompileError, json: bool) -> i32 {
+    if json {
+        let out =
+            json!({"status": "error", "diagnostics": diagnostics_json(&e.diagnostics, &e.sources)});
+        println!("{out}");
+    } else {
+        print_diagnostics(&e.diagnostics, &e.sources, false);
+    }
+    e.exit_code()
+}
+
+fn usage_error(d: Diagnostic, json: bool) -> i32 {
+    let sources = Sources::new();
+    if json {
+        println!(
+            "{}",
+            json!({"status": "error", "diagnostics": diagnostics_json(&[d.clone()], &sources)})
+        );
+    } else {
+        print_diagnostics(&[d.clone()], &sources, false);
+    }
+    d.exit_code()
+}
+
+fn compile(file: &std::path::Path, common: &Common, backend: Backend) -> Result<Model, i32> {
+    let opts = options(common, backend).map_err(|d| usage_error(d, common.json))?;
+    Model::compile_file(file, &opts).map_err(|e| compile_failed(&e, common.json))
+}
+
+fn check(file: &std::path::Path, common: &Common) -> i32 {
+    let model = match compile(file, common, Backend::Interp) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    if common.json {
+        let mut out = Map::new();
+        out.insert("status".into(), "checked".into());
+        if !model.warnings().is_empty() {
+            out.insert(
+                "diagnostics".into(),
+                diagnostics_json(model.warnings(), model.sources()),
+            );
+        }
+        println!("{}", Value::Object(out));
+    } else {
+        print_diagnostics(model.warnings(), model.sources(), false);
+        let c = model.checked();
+        let count = crate::check::count_system(c);
+        let mut line = format!(
+            "{}: ok — {} param(s), {} var(s)",
+            file.display(),
+            c.params.len(),
+            c.vars.len()
+        );
+        if model.system().is_some() {
+            line.push_str(&format!(
+                ", {} equations in {} unknowns",
+                count.equations, count.unknowns
+            ));
+        }
+        eprintln!("{line}");
+    }
+    0
+}
+
+fn run_cmd(file: &std::path::Path, common: &Common, backend: BackendArg, quiet: bool) -> i32 {
+    let backend = match backend {
+        BackendArg::Jit => Backend::Jit,
+        BackendArg::Interp => Backend::Interp,
+    };
+    let mut model = match compile(file, common, backend) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let mut stderr = std::io::stderr();
+    let report = run::execute(&mut model, &RunOptions { quiet }, &mut stderr);
+    let mut diags: Vec<Diagnostic> = model.warnings().to_vec();
+    diags.extend(report.diagnostics.iter().cloned());
+    if common.json {
+        println!("{}", report_json(&report, &diags, model.sources()));
+    } else {
+        print_diagnostics(&diags, model.sources(), false);
+        print_report(&report);
+    }
+    report.exit_code()
+}
+
+fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value {
+    let mut out = Map::new();
+    out.insert("status".into(), r.status.as_str().into());
+    let mut values = Map::new();
+    for v in &r.values {
+        values.insert(v.name.clone(), tensor_json(&v.values, &v.shape));
+    }
+    out.insert("values".into(), Value::Object(values));
+    if !r.residuals.is_empty() {
+        let mut res = Map::new();
+        for (name, norm) in &r.residuals {
+            res.insert(name.clone(), crate::report::num(*norm));
+        }
+        out.insert("residuals".into(), Value::Object(res));
+    }
+    if !r.prints.is_empty() {
+        out.insert(
+            "prints".into(),
+            Value::Array(
+                r.prints
+                    .iter()
+                    .map(|p| json!({"expr": p.name, "value": tensor_json(&p.values, &p.shape)}))
+                    .collect(),
+            ),
+        );
+    }
+    if !diags.is_empty() {
+        out.insert("diagnostics".into(), diagnostics_json(diags, sources));
+    }
+    Value::Object(out)
+}
+
+fn print_report(r: &RunReport) {
+    let mut out = std::io::stdout().lock();
+    for p in &r.prints {
+        let _ = writeln!(out, "{} = {}", p.name, fmt_tensor(&p.values, &p.shape));
+    }
+    if r.status == run::Status::Error {
+        return;
+    }
+    if !r.prints.is_empty() && !r.values.is_empty() {
+        let _ = writeln!(out);
+    }
+    let header = match r.status {
+        run::Status::Evaluated => "values at the starting point:",
+        _ => "values at the solution:",
+    };
+    if !r.values.is_empty() {
+        let _ = writeln!(out, "{header}");
+        for v in &r.values {
+            let _ = writeln!(out, "  {} = {}", v.name, fmt_tensor(&v.values, &v.shape));
+        }
+    }
+    if !r.residuals.is_empty() {
+        let _ = writeln!(out, "residuals (max |F|):");
+        for (name, norm) in &r.residuals {
+            let _ = writeln!(out, "  {name}: {}", crate::report::fmt_num(*norm));
+        }
+    }
+}
+
+fn explain(code: Option<&str>) -> i32 {
+    match code {
+        None => {
+            for c in Code::ALL {
+                println!("{}  {}", c.as_str(), c.title());
+            }
+            0
+        }
+        Some(s) => match Code::parse(s) {
+            Some(c) => {
+                println!("{}: {}\n\n{}", c.as_str(), c.title(), c.explanation());
+                0
+            }
+            None => {
+                eprintln!("error: `{s}` is not a diagnostic code; `optc explain` lists them all");
+                64
+            }
+        },
+    }
+}

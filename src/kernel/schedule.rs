@@ -1,0 +1,377 @@
+//! IR → kernel: where each value is computed.
+//!
+//! A node is computed once per iteration of the loops binding its variables, in the
+//! outermost loop where they are all bound (loop-invariant code motion falls out of this),
+//! and memoized there for everything nested inside (CSE). A node containing a reduction that
+//! would still be recomputed across an enclosing loop it does not depend on is *materialized*:
+//! computed once into a temporary array over its variables, then loaded. This is what makes
+//! `X'*(X*w - y)` cost O(mn) and not O(mn²).
+
+use super::*;
+use crate::affine::Domain;
+use crate::ir::{Affine, Graph, IndexVar, Node, NodeId, TensorExpr, TensorKind};
+use std::collections::{BTreeSet, HashMap};
+
+/// A tensor to compute, with a name for printing.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub name: String,
+    pub expr: TensorExpr,
+}
+
+struct Frame {
+    var: Option<IndexVar>,
+    parent: Option<usize>,
+    stmts: Vec<Stmt>,
+    memo: HashMap<NodeId, Operand>,
+}
+
+struct Temp {
+    buf: BufId,
+    /// (variable, lowest value, stride) per axis.
+    axes: Vec<(IndexVar, i64, i64)>,
+}
+
+struct Scheduler<'g> {
+    g: &'g Graph,
+    frames: Vec<Frame>,
+    buffers: Vec<Buffer>,
+    tensor_bufs: HashMap<crate::ir::TensorId, BufId>,
+    temps: HashMap<NodeId, Temp>,
+    n_locals: u32,
+    has_reduce: HashMap<NodeId, bool>,
+}
+
+/// Schedules the outputs into one kernel.
+pub fn schedule(g: &Graph, outputs: &[Output], name: &str) -> Result<Kernel, String> {
+    let mut s = Scheduler {
+        g,
+        frames: vec![Frame {
+            var: None,
+            parent: None,
+            stmts: Vec::new(),
+            memo: HashMap::new(),
+        }],
+        buffers: Vec::new(),
+        tensor_bufs: HashMap::new(),
+        temps: HashMap::new(),
+        n_locals: 0,
+        has_reduce: HashMap::new(),
+    };
+    let roots: Vec<NodeId> = outputs.iter().map(|o| o.expr.body).collect();
+    for n in g.reachable(&roots) {
+        let r = matches!(g.node(n), Node::Reduce(..)) || g.children(n).any(|c| s.has_reduce[&c]);
+        s.has_reduce.insert(n, r);
+    }
+    for (k, out) in outputs.iter().enumerate() {
+        let len: usize = out.expr.shape.iter().product();
+        let buf = s.add_buffer(out.name.clone(), len, BufKind::Output(k));
+        let mut scope = 0;
+        for &v in &out.expr.vars {
+            scope = s.open(scope, v);
+        }
+        let value = s.value(out.expr.body, scope)?;
+        let offset = row_major(
+            &out.expr.shape,
+            &out.expr
+                .vars
+                .iter()
+                .map(|&v| Affine::sym(v))
+                .collect::<Vec<_>>(),
+        );
+        s.frames[scope].stmts.push(Stmt::Store {
+            buf,
+            offset,
+            a: value,
+        });
+        for _ in &out.expr.vars {
+            scope = s.close(scope);
+        }
+    }
+    let n_vars = g.var_count() as u32;
+    let body = std::mem::take(&mut s.frames[0].stmts);
+    Ok(Kernel {
+        name: name.to_string(),
+        buffers: s.buffers,
+        n_locals: s.n_locals,
+        n_vars,
+        body,
+    })
+}
+
+/// The row-major offset of a 1-based index.
+pub(crate) fn row_major(shape: &[usize], idx: &[Affine]) -> IExpr {
+    let mut off = IExpr::constant(0);
+    let mut stride: i64 = 1;
+    for (a, &n) in idx.iter().zip(shape).rev() {
+        off = off.add(&a.offset(-1).scale(stride), 1);
+        stride *= n as i64;
+    }
+    off
+}
+
+impl Scheduler<'_> {
+    fn add_buffer(&mut self, name: String, len: usize, kind: BufKind) -> BufId {
+        self.buffers.push(Buffer { name, len, kind });
+        BufId((self.buffers.len() - 1) as u32)
+    }
+
+    fn local(&mut self) -> Local {
+        self.n_locals += 1;
+        Local(self.n_locals - 1)
+    }
+
+    fn open(&mut self, parent: usize, v: IndexVar) -> usize {
+        self.frames.push(Frame {
+            var: Some(v),
+            parent: Some(parent),
+            stmts: Vec::new(),
+            memo: HashMap::new(),
+        });
+        self.frames.len() - 1
+    }
+
+    /// Closes a loop frame into a `Loop` statement of its parent; returns the parent.
+    fn close(&mut self, f: usize) -> usize {
+        let parent = self.frames[f].parent.unwrap_or(0);
+        let var = self.frames[f].var;
+        let stmts = std::mem::take(&mut self.frames[f].stmts);
+        self.frames[f].memo.clear();
+        if let Some(v) = var {
+            let info = self.g.var(v);
+            self.frames[parent].stmts.push(Stmt::Loop {
+                var: v,
+                lo: info.lo.clone(),
+                hi: info.hi.clone(),
+                body: stmts,
+            });
+        }
+        parent
+    }
+
+    /// Frames from the root to `scope`.
+    fn chain(&self, scope: usize) -> Vec<usize> {
+        let mut c = vec![scope];
+        let mut f = scope;
+        while let Some(p) = self.frames[f].parent {
+            c.push(p);
+            f = p;
+        }
+        c.reverse();
+        c
+    }
+
+    fn closure(&self, vars: &[IndexVar]) -> BTreeSet<IndexVar> {
+        let mut out = BTreeSet::new();
+        let mut stack: Vec<IndexVar> = vars.to_vec();
+        while let Some(v) = stack.pop() {
+            if out.insert(v) {
+                let info = self.g.var(v);
+                stack.extend(Graph::bound_vars(&info.lo));
+                stack.extend(Graph::bound_vars(&info.hi));
+            }
+        }
+        out
+    }
+
+    fn tensor_buf(&mut self, t: crate::ir::TensorId) -> BufId {
+        if let Some(&b) = self.tensor_bufs.get(&t) {
+            return b;
+        }
+        let info = self.g.tensor(t);
+        let len: usize = info.shape.iter().product();
+        let kind = match &info.kind {
+            TensorKind::Constant(values) => BufKind::Constant(Arc::from(values.clone())),
+            _ => BufKind::Input(t),
+        };
+        let b = self.add_buffer(info.name.clone(), len, kind);
+        self.tensor_bufs.insert(t, b);
+        b
+    }
+
+    fn value(&mut self, n: NodeId, scope: usize) -> Result<Operand, String> {
+        if let Node::Const(c) = self.g.node(n) {
+            return Ok(Operand::Const(c.0));
+        }
+        let chain = self.chain(scope);
+        for &f in chain.iter().rev() {
+            if let Some(&op) = self.frames[f].memo.get(&n) {
+                return Ok(op);
+            }
+        }
+        let ctx = self.closure(self.g.free_vars(n));
+        // The deepest frame binding a variable of the context.
+        let mut level = 0;
+        for (p, &f) in chain.iter().enumerate() {
+            if self.frames[f].var.is_some_and(|v| ctx.contains(&v)) {
+                level = p;
+            }
+        }
+        let bound: BTreeSet<IndexVar> = chain.iter().filter_map(|&f| self.frames[f].var).collect();
+        if let Some(v) = ctx.iter().find(|v| !bound.contains(v)) {
+            return Err(format!(
+                "index variable {} is used outside its loop",
+                self.g.var(*v).name
+            ));
+        }
+        let target = chain[level];
+        let recomputed = chain[1..=level]
+            .iter()
+            .any(|&f| self.frames[f].var.is_some_and(|v| !ctx.contains(&v)));
+        let op = if recomputed && self.has_reduce.get(&n).copied().unwrap_or(false) {
+            let (buf, offset) = self.materialize(n, &ctx)?;
+            let dst = self.local();
+            self.frames[target]
+                .stmts
+                .push(Stmt::Inst(Inst::Load { dst, buf, offset }));
+            Operand::Local(dst)
+        } else {
+            self.compute(n, target)?
+        };
+        self.frames[target].memo.insert(n, op);
+        Ok(op)
+    }
+
+    fn compute(&mut self, n: NodeId, f: usize) -> Result<Operand, String> {
+        let node = self.g.node(n).clone();
+        let inst = match node {
+            Node::Const(c) => return Ok(Operand::Const(c.0)),
+            Node::Load(t, idx) => {
+                let buf = self.tensor_buf(t);
+                let shape = self.g.tensor(t).shape.clone();
+                let offset = row_major(&shape, &idx);
+                let dst = self.local();
+                Inst::Load { dst, buf, offset }
+            }
+            Node::Index(v) => {
+                let dst = self.local();
+                Inst::Index {
+                    dst,
+                    value: IExpr::sym(v),
+                }
+            }
+            Node::Unary(op, a) => {
+                let a = self.value(a, f)?;
+                let dst = self.local();
+                Inst::Unary { dst, op, a }
+            }
+            Node::Binary(op, a, b) => {
+                let a = self.value(a, f)?;
+                let b = self.value(b, f)?;
+                let dst = self.local();
+                Inst::Binary { dst, op, a, b }
+            }
+            Node::Select(c, a, b) => {
+                let c = self.value(c, f)?;
+                let a = self.value(a, f)?;
+                let b = self.value(b, f)?;
+                let dst = self.local();
+                Inst::Select { dst, c, a, b }
+            }
+            Node::Reduce(op, v, body) => {
+                let acc = self.local();
+                self.frames[f].stmts.push(Stmt::Init {
+                    dst: acc,
+                    value: op.identity(),
+                });
+                let r = self.open(f, v);
+                let b = self.value(body, r)?;
+                self.frames[r]
+                    .stmts
+                    .push(Stmt::Accum { dst: acc, op, a: b });
+                self.close(r);
+                return Ok(Operand::Local(acc));
+            }
+        };
+        let dst = match &inst {
+            Inst::Load { dst, .. }
+            | Inst::Index { dst, .. }
+            | Inst::Unary { dst, .. }
+            | Inst::Binary { dst, .. }
+            | Inst::Select { dst, .. } => *dst,
+        };
+        self.frames[f].stmts.push(Stmt::Inst(inst));
+        Ok(Operand::Local(dst))
+    }
+
+    /// Computes `n` into a temporary over its context variables (once, at the top of the
+    /// kernel) and returns the buffer and the offset to read at the current loop variables.
+    fn materialize(
+        &mut self,
+        n: NodeId,
+        ctx: &BTreeSet<IndexVar>,
+    ) -> Result<(BufId, IExpr), String> {
+        if !self.temps.contains_key(&n) {
+            let vars = self.topo(ctx);
+            let mut dom = Domain::new();
+            for &v in &vars {
+                let info = self.g.var(v);
+                dom.push(v, info.lo.clone(), info.hi.clone());
+            }
+            dom.tighten();
+            let mut boxes = Vec::new();
+            for &v in &vars {
+                let lo = dom.min(&Affine::sym(v)).ok_or("unbounded temporary")?;
+                let hi = dom.max(&Affine::sym(v)).ok_or("unbounded temporary")?;
+                boxes.push((v, lo, (hi - lo + 1).max(0)));
+            }
+            let mut axes = Vec::new();
+            let mut stride: i64 = 1;
+            for &(v, lo, len) in boxes.iter().rev() {
+                axes.push((v, lo, stride));
+                stride = stride.saturating_mul(len.max(1));
+            }
+            axes.reverse();
+            let len = boxes.iter().map(|b| b.2 as usize).product::<usize>();
+            let buf = self.add_buffer(format!("t{}", self.temps.len() + 1), len, BufKind::Temp);
+            // The loop nest that fills it, at the top level.
+            let mut scope = 0;
+            for &v in &vars {
+                scope = self.open(scope, v);
+            }
+            let value = self.compute_fresh(n, scope)?;
+            let offset = temp_offset(&axes);
+            self.frames[scope].stmts.push(Stmt::Store {
+                buf,
+                offset,
+                a: value,
+            });
+            for _ in &vars {
+                scope = self.close(scope);
+            }
+            self.temps.insert(n, Temp { buf, axes });
+        }
+        let t = &self.temps[&n];
+        Ok((t.buf, temp_offset(&t.axes)))
+    }
+
+    /// Computes `n` in `scope` without consulting the materialization rule for `n` itself.
+    fn compute_fresh(&mut self, n: NodeId, scope: usize) -> Result<Operand, String> {
+        let op = self.compute(n, scope)?;
+        self.frames[scope].memo.insert(n, op);
+        Ok(op)
+    }
+
+    /// Variables in nesting order: those a range mentions come first.
+    fn topo(&self, vars: &BTreeSet<IndexVar>) -> Vec<IndexVar> {
+        fn depth(g: &Graph, v: IndexVar) -> usize {
+            let info = g.var(v);
+            Graph::bound_vars(&info.lo)
+                .chain(Graph::bound_vars(&info.hi))
+                .map(|u| 1 + depth(g, u))
+                .max()
+                .unwrap_or(0)
+        }
+        let mut v: Vec<(usize, IndexVar)> = vars.iter().map(|&x| (depth(self.g, x), x)).collect();
+        v.sort();
+        v.into_iter().map(|x| x.1).collect()
+    }
+}
+
+fn temp_offset(axes: &[(IndexVar, i64, i64)]) -> IExpr {
+    let mut off = IExpr::constant(0);
+    for &(v, lo, stride) in axes {
+        off = off.add(&IExpr::sym(v).offset(-lo).scale(stride), 1);
+    }
+    off
+}

@@ -1,0 +1,26 @@
+//! optc — a compiler for optimality conditions.
+//!
+//! A `.opt` file states unknowns, parameters and the conditions a solution satisfies. optc
+//! parses and checks it, lowers it to a pointful IR, differentiates it symbolically, compiles
+//! native kernels, solves the conditions, and differentiates the solution with respect to the
+//! parameters by the implicit function theorem. See ARCHITECTURE.md for the map of phases.
+//!
+//! The façade is [`Model`]: compile a file or a string, set params, evaluate, solve, derive.
+
+pub mod affine;
+mod api;
+pub mod check;
+pub mod cli;
+pub mod diag;
+pub mod diff;
+pub mod interp;
+pub mod ir;
+pub mod kernel;
+pub mod ops;
+pub mod report;
+pub mod run;
+pub mod stdlib;
+pub mod syntax;
+pub mod system;
+
+pub use api::{Backend, CompileError, CompileOptions, Model, State};

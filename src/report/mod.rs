@@ -1,0 +1,112 @@
+//! Phase 8 — report. In: numbers and shapes. Out: text for people and JSON for tools
+//! (the stable schema of DESIGN §7). Nothing here computes.
+
+use serde_json::Value;
+
+/// Nested JSON arrays (row-major) for a tensor; a number for a scalar.
+pub fn tensor_json(values: &[f64], shape: &[usize]) -> Value {
+    fn rec(values: &[f64], shape: &[usize]) -> Value {
+        match shape {
+            [] => num(values.first().copied().unwrap_or(f64::NAN)),
+            [n, rest @ ..] => {
+                let step: usize = rest.iter().product();
+                Value::Array(
+                    (0..*n)
+                        .map(|k| rec(&values[k * step..(k + 1) * step], rest))
+                        .collect(),
+                )
+            }
+        }
+    }
+    rec(values, shape)
+}
+
+/// A JSON number (non-finite values become null: JSON has no NaN).
+pub fn num(v: f64) -> Value {
+    serde_json::Number::from_f64(v)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// A number for people: up to 10 significant digits, no trailing zeros.
+pub fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if !(1e-4..1e10).contains(&a) {
+        let s = format!("{v:.9e}");
+        // Trim mantissa zeros: 1.500000000e-5 → 1.5e-5
+        if let Some((m, e)) = s.split_once('e') {
+            let m = if m.contains('.') {
+                m.trim_end_matches('0').trim_end_matches('.')
+            } else {
+                m
+            };
+            return format!("{m}e{e}");
+        }
+        return s;
+    }
+    let digits = 10 - (a.log10().floor() as i32 + 1);
+    let s = format!("{:.*}", digits.max(0) as usize, v);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// A tensor for people: `1.5`, `[1, 2]`, `[[1, 2], [3, 4]]`.
+pub fn fmt_tensor(values: &[f64], shape: &[usize]) -> String {
+    fn rec(values: &[f64], shape: &[usize], out: &mut String) {
+        match shape {
+            [] => out.push_str(&fmt_num(values.first().copied().unwrap_or(f64::NAN))),
+            [n, rest @ ..] => {
+                let step: usize = rest.iter().product();
+                out.push('[');
+                for k in 0..*n {
+                    if k > 0 {
+                        out.push_str(", ");
+                    }
+                    rec(&values[k * step..(k + 1) * step], rest, out);
+                }
+                out.push(']');
+            }
+        }
+    }
+    let mut s = String::new();
+    rec(values, shape, &mut s);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_compactly() {
+        assert_eq!(fmt_num(0.3706896552), "0.3706896552");
+        assert_eq!(fmt_num(2.0), "2");
+        assert_eq!(fmt_num(-0.25), "-0.25");
+        assert_eq!(fmt_num(1.5e-7), "1.5e-7");
+        assert_eq!(
+            fmt_tensor(&[1.0, 2.0, 3.0, 4.0], &[2, 2]),
+            "[[1, 2], [3, 4]]"
+        );
+    }
+
+    #[test]
+    fn json_tensors_nest_row_major() {
+        assert_eq!(
+            tensor_json(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).to_string(),
+            "[[1.0,2.0,3.0],[4.0,5.0,6.0]]"
+        );
+        assert_eq!(tensor_json(&[f64::NAN], &[]), Value::Null);
+    }
+}
