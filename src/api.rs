@@ -8,11 +8,15 @@
 //! ```
 
 use crate::check::{self, CheckOptions, Limits, ParamOverride};
+use crate::compiled::{Engine, ExprFns, InterpEngine, SystemFns};
 use crate::diag::{Diagnostic, Diagnostics, RenderStyle, Sources};
 use crate::ir::{self, Program, TensorExpr, TensorId};
 use crate::kernel::{self, Output};
+use crate::solve::{self, Derivative, SolveOptions, SolveResult};
 use crate::system::{self, System};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Which back end runs compiled kernels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -84,6 +88,10 @@ pub struct Model {
     system: Option<System>,
     state: State,
     options: CompileOptions,
+    /// Compiled system functions, built at the first solve.
+    fns: Option<SystemFns>,
+    /// The last solve, if it converged: its options (gauge, linear solver) guide `derive`.
+    solved: Option<SolveOptions>,
 }
 
 impl std::fmt::Debug for Model {
@@ -258,13 +266,151 @@ impl Model {
         Ok(())
     }
 
+    /// The engine that runs compiled kernels for this model's backend.
+    pub fn engine(&self) -> Arc<dyn Engine> {
+        match self.options.backend {
+            Backend::Interp => Arc::new(InterpEngine),
+            Backend::Jit => crate::jit::engine(),
+        }
+    }
+
+    /// Compiles the system's functions (once).
+    pub fn system_fns(&mut self) -> Result<&SystemFns, Diagnostic> {
+        if self.fns.is_none() {
+            let sys = self.system.as_ref().ok_or_else(|| {
+                Diagnostic::error(
+                    crate::diag::Code::NothingToSolve,
+                    "the model states no conditions",
+                )
+                .help("add `minimize ...`, `lagrangian ...` or `condition a == b`")
+            })?;
+            let fns = SystemFns::new(self.engine(), &mut self.program, sys)?;
+            self.fns = Some(fns);
+        }
+        self.fns.as_ref().ok_or_else(|| {
+            Diagnostic::error(
+                crate::diag::Code::Unsupported,
+                "internal: no system functions",
+            )
+        })
+    }
+
+    /// Whether the last solve converged (derivatives are taken at its solution).
+    pub fn is_solved(&self) -> bool {
+        self.solved.is_some()
+    }
+
+    /// Solves the system from the current state. `spec` is a `using` clause, `span` the
+    /// statement (for diagnostics); the iteration table goes to `log`.
+    pub fn solve(
+        &mut self,
+        spec: Option<&check::MethodSpec>,
+        span: crate::diag::Span,
+        log: Option<&mut dyn Write>,
+    ) -> Result<SolveResult, Diagnostic> {
+        self.solved = None;
+        self.system_fns()?;
+        let (Some(sys), Some(fns)) = (self.system.as_ref(), self.fns.as_ref()) else {
+            return Err(Diagnostic::error(
+                crate::diag::Code::NothingToSolve,
+                "the model states no conditions",
+            )
+            .at(span, "here"));
+        };
+        let opts = solve::options(spec, sys)?;
+        let z0 = fns.pack(sys, &self.state);
+        {
+            let p = solve::Problem {
+                fns,
+                sys,
+                state: &self.state,
+            };
+            if opts.gauge == solve::Gauge::None {
+                solve::structural_check(&p, &z0, span)?;
+            }
+        }
+        let r = solve::solve(fns, sys, &mut self.state, &opts, log).map_err(|m| {
+            Diagnostic::error(
+                crate::diag::Code::NumericalFault,
+                format!("the solver stopped: {m}"),
+            )
+            .at(span, "here")
+        })?;
+        if r.converged {
+            self.solved = Some(opts);
+        }
+        Ok(r)
+    }
+
+    /// `d(of)/d(wrt)` at the solution, by the implicit function theorem.
+    pub fn derive(
+        &mut self,
+        of: &check::TExpr,
+        of_text: &str,
+        wrt: check::ParamId,
+        order: u8,
+        spec: Option<&check::MethodSpec>,
+        span: crate::diag::Span,
+    ) -> Result<Derivative, Diagnostic> {
+        let Some(solved) = self.solved.clone() else {
+            return Err(Diagnostic::error(
+                crate::diag::Code::NotConverged,
+                "derive needs a solved system",
+            )
+            .at(span, "nothing solved before this derivative")
+            .help("put a `solve` that converges before `derive`"));
+        };
+        let mut opts = solved;
+        if let Some(spec) = spec {
+            let sys = self
+                .system
+                .as_ref()
+                .ok_or_else(|| Diagnostic::error(crate::diag::Code::NothingToSolve, "no system"))?;
+            let o = solve::options(Some(spec), sys)?;
+            if o.linear != solve::LinearSolver::Auto {
+                opts.linear = o.linear;
+            }
+            if o.gauge != solve::Gauge::None {
+                opts.gauge = o.gauge;
+            }
+        }
+        let e = self.lower(of)?;
+        let param = self.program.params[wrt.index()];
+        let wrt_name = self.checked.param(wrt).name.clone();
+        let (Some(sys), Some(fns)) = (self.system.as_ref(), self.fns.as_mut()) else {
+            return Err(
+                Diagnostic::error(crate::diag::Code::NothingToSolve, "no system").at(span, "here"),
+            );
+        };
+        fns.ensure_param(&mut self.program, sys, param)?;
+        let efns = ExprFns::new(fns, &mut self.program, sys, &e, param, order == 2)?;
+        let z = fns.pack(sys, &self.state);
+        let p = solve::Problem {
+            fns,
+            sys,
+            state: &self.state,
+        };
+        let req = solve::DeriveRequest {
+            fns: &efns,
+            order,
+            linear: opts.linear,
+            gauge: opts.gauge,
+            dense_limit: opts.dense_limit,
+            span,
+            of_text: of_text.to_string(),
+            wrt_name,
+        };
+        solve::derive(&p, &z, &req)
+    }
+
     /// Lowers a typed expression of this model to a tensor expression.
     pub fn lower(&mut self, t: &check::TExpr) -> Result<TensorExpr, Diagnostic> {
         let mut lw = ir::Lowerer::new(&self.checked, &mut self.program);
         lw.tensor(t)
     }
 
-    /// Evaluates tensor expressions at the current state (scheduled into one kernel).
+    /// Evaluates tensor expressions at the current state (scheduled into one kernel, run by
+    /// the interpreter: evaluation is for reports, not for speed).
     pub fn evaluate(&self, exprs: &[TensorExpr]) -> Result<Vec<Vec<f64>>, String> {
         let outputs: Vec<Output> = exprs
             .iter()
@@ -380,5 +526,7 @@ fn compile_inner(source: &str, options: CompileOptions) -> Result<Model, Compile
             duals,
         },
         options,
+        fns: None,
+        solved: None,
     })
 }

@@ -24,3 +24,6 @@ pub mod syntax;
 pub mod system;
 
 pub use api::{Backend, CompileError, CompileOptions, Model, State};
+pub mod compiled;
+pub mod jit;
+pub mod solve;

@@ -244,11 +244,56 @@ fn run_cmd(file: &std::path::Path, common: &Common, backend: BackendArg, quiet: 
 fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value {
     let mut out = Map::new();
     out.insert("status".into(), r.status.as_str().into());
+    if let Some(s) = &r.solve {
+        let mut so = Map::new();
+        so.insert("method".into(), s.method.name().into());
+        if let Some(l) = s.linear {
+            so.insert("linear".into(), l.into());
+        }
+        so.insert("iterations".into(), s.iterations.into());
+        so.insert("residual".into(), crate::report::num(s.residual));
+        so.insert("converged".into(), s.converged.into());
+        so.insert("time_s".into(), crate::report::num(s.time_s));
+        out.insert("solve".into(), Value::Object(so));
+    }
     let mut values = Map::new();
     for v in &r.values {
         values.insert(v.name.clone(), tensor_json(&v.values, &v.shape));
     }
     out.insert("values".into(), Value::Object(values));
+    if !r.duals.is_empty() {
+        let mut duals = Map::new();
+        for d in &r.duals {
+            duals.insert(d.name.clone(), tensor_json(&d.values, &d.shape));
+        }
+        out.insert("duals".into(), Value::Object(duals));
+    }
+    if !r.derivatives.is_empty() {
+        out.insert(
+            "derivatives".into(),
+            Value::Array(
+                r.derivatives
+                    .iter()
+                    .map(|d| {
+                        let mut o = Map::new();
+                        o.insert("of".into(), d.of.clone().into());
+                        o.insert("wrt".into(), d.wrt.clone().into());
+                        if d.order > 1 {
+                            o.insert("order".into(), d.order.into());
+                        }
+                        o.insert("shape".into(), json!(d.shape));
+                        o.insert("value".into(), tensor_json(&d.values, &d.shape));
+                        o.insert("mode".into(), d.mode.into());
+                        o.insert("linear".into(), d.linear.into());
+                        if let Some(c) = d.condition {
+                            o.insert("condition".into(), crate::report::num(c));
+                        }
+                        Value::Object(o)
+                    })
+                    .collect(),
+            ),
+        );
+    }
     if !r.residuals.is_empty() {
         let mut res = Map::new();
         for (name, norm) in &r.residuals {
@@ -275,13 +320,39 @@ fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value 
 
 fn print_report(r: &RunReport) {
     let mut out = std::io::stdout().lock();
+    if let Some(s) = &r.solve {
+        let verdict = if s.converged {
+            "converged"
+        } else {
+            "did not converge"
+        };
+        let linear = s.linear.map(|l| format!(" ({l})")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}{linear} {verdict}: {} iterations, ||F|| = {:.3e}, {:.4} s",
+            s.method.name(),
+            s.iterations,
+            s.residual,
+            s.time_s
+        );
+    }
     for p in &r.prints {
         let _ = writeln!(out, "{} = {}", p.name, fmt_tensor(&p.values, &p.shape));
+    }
+    for d in &r.derivatives {
+        let name = if d.order == 2 {
+            format!("d²({})/d({})²", d.of, d.wrt)
+        } else {
+            format!("d({})/d({})", d.of, d.wrt)
+        };
+        let _ = writeln!(out, "{name} = {}", fmt_tensor(&d.values, &d.shape));
     }
     if r.status == run::Status::Error {
         return;
     }
-    if !r.prints.is_empty() && !r.values.is_empty() {
+    if (!r.prints.is_empty() || !r.derivatives.is_empty() || r.solve.is_some())
+        && !r.values.is_empty()
+    {
         let _ = writeln!(out);
     }
     let header = match r.status {
@@ -292,6 +363,12 @@ fn print_report(r: &RunReport) {
         let _ = writeln!(out, "{header}");
         for v in &r.values {
             let _ = writeln!(out, "  {} = {}", v.name, fmt_tensor(&v.values, &v.shape));
+        }
+    }
+    if !r.duals.is_empty() {
+        let _ = writeln!(out, "multipliers:");
+        for d in &r.duals {
+            let _ = writeln!(out, "  {} = {}", d.name, fmt_tensor(&d.values, &d.shape));
         }
     }
     if !r.residuals.is_empty() {

@@ -4,6 +4,7 @@
 use crate::api::Model;
 use crate::check::{Request, T};
 use crate::diag::{Code, Diagnostic};
+use crate::solve::SolveResult;
 use std::io::Write;
 
 /// The outcome of a run (DESIGN §7 `status`).
@@ -37,16 +38,35 @@ pub struct Named {
     pub values: Vec<f64>,
 }
 
+/// A derivative in the report: `d(of)/d(wrt)` with shape `shape(of) ++ shape(wrt)`.
+#[derive(Clone, Debug)]
+pub struct DerivativeReport {
+    pub of: String,
+    pub wrt: String,
+    pub order: u8,
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+    pub mode: &'static str,
+    pub linear: &'static str,
+    pub condition: Option<f64>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
+    /// No iteration tables on the log.
     pub quiet: bool,
 }
 
 #[derive(Clone, Debug)]
 pub struct RunReport {
     pub status: Status,
+    /// The last solve.
+    pub solve: Option<SolveResult>,
     /// Vars, lets and objectives at the final point.
     pub values: Vec<Named>,
+    /// Multipliers of each constraint (and var bound).
+    pub duals: Vec<Named>,
+    pub derivatives: Vec<DerivativeReport>,
     /// `print` statements, with their source text.
     pub prints: Vec<Named>,
     /// ‖F‖∞ of each condition block at the final point.
@@ -75,7 +95,10 @@ impl RunReport {
 pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> RunReport {
     let mut report = RunReport {
         status: Status::Evaluated,
+        solve: None,
         values: Vec::new(),
+        duals: Vec::new(),
+        derivatives: Vec::new(),
         prints: Vec::new(),
         residuals: Vec::new(),
         diagnostics: Vec::new(),
@@ -84,16 +107,65 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
     for req in &requests {
         let r = match req {
             Request::Print { items, .. } => print(model, items, &mut report),
-            Request::Solve { span, .. }
-            | Request::Derive { span, .. }
-            | Request::Tune { span, .. } => {
-                let what = match req {
-                    Request::Solve {
-                        target: Some(_), ..
-                    } => "solving a pde block",
-                    Request::Solve { .. } => "solve",
-                    Request::Derive { .. } => "derive",
-                    _ => "tune",
+            Request::Solve {
+                target: None,
+                method,
+                span,
+            } => {
+                let log: Option<&mut dyn Write> = if opts.quiet { None } else { Some(&mut *log) };
+                match model.solve(method.as_ref(), *span, log) {
+                    Ok(r) => {
+                        let converged = r.converged;
+                        if !converged {
+                            report
+                                .diagnostics
+                                .push(crate::solve::failure_diagnostic(&r, *span));
+                            report.status = Status::NotConverged;
+                        } else if report.status == Status::Evaluated {
+                            report.status = Status::Solved;
+                        }
+                        report.solve = Some(r);
+                        if !converged {
+                            break;
+                        }
+                        Ok(())
+                    }
+                    Err(d) => Err(d),
+                }
+            }
+            Request::Derive {
+                of,
+                of_text,
+                wrt,
+                order,
+                method,
+                span,
+            } => match model.derive(of, of_text, *wrt, *order, method.as_ref(), *span) {
+                Ok(d) => {
+                    let wrt_name = model.checked().param(*wrt).name.clone();
+                    report.derivatives.push(DerivativeReport {
+                        of: of_text.clone(),
+                        wrt: wrt_name,
+                        order: *order,
+                        shape: d.shape,
+                        values: d.value,
+                        mode: d.mode,
+                        linear: d.linear,
+                        condition: d.condition,
+                    });
+                    Ok(())
+                }
+                Err(d) => {
+                    report.diagnostics.push(d);
+                    report.status = Status::DerivativeFailed;
+                    Ok(())
+                }
+            },
+            Request::Solve { span, .. } | Request::Tune { span, .. } => {
+                let what = if matches!(req, Request::Tune { .. }) {
+                    "tune"
+                } else {
+                    "solving a pde block"
                 };
                 report.diagnostics.push(
                     Diagnostic::warning(
@@ -101,14 +173,19 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                         format!("`{what}` is not executed by this version"),
                     )
                     .at(*span, "skipped")
-                    .help("the values reported are at the starting point"),
+                    .help("no value is reported for it"),
                 );
                 Ok(())
             }
         };
         if let Err(d) = r {
+            let code = d.code;
             report.diagnostics.push(d);
-            report.status = Status::Error;
+            report.status = match code.exit_class() {
+                crate::diag::ExitClass::Derivative => Status::DerivativeFailed,
+                crate::diag::ExitClass::Solver => Status::NotConverged,
+                _ => Status::Error,
+            };
             break;
         }
     }
@@ -118,9 +195,7 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
             report.status = Status::Error;
         }
     }
-    if !opts.quiet {
-        let _ = log.flush();
-    }
+    let _ = log.flush();
     report
 }
 
@@ -169,7 +244,7 @@ fn check_finite(v: &[f64], what: &str, t: &T) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-/// Values of vars, lets and objectives, and the condition residuals, at the current point.
+/// Values of vars, lets, objectives and multipliers, and the residuals, at the final point.
 fn final_values(model: &mut Model, report: &mut RunReport) -> Result<(), Diagnostic> {
     let checked = model.checked().clone();
     for (k, v) in checked.vars.iter().enumerate() {
@@ -179,10 +254,9 @@ fn final_values(model: &mut Model, report: &mut RunReport) -> Result<(), Diagnos
             values: model.state().vars[k].clone(),
         });
     }
-    let lets = &checked.lets;
-    let ts: Vec<T> = lets.iter().map(|l| l.expr.clone()).collect();
+    let ts: Vec<T> = checked.lets.iter().map(|l| l.expr.clone()).collect();
     let values = eval_texprs(model, &ts)?;
-    for (l, v) in lets.iter().zip(values) {
+    for (l, v) in checked.lets.iter().zip(values) {
         report.values.push(Named {
             name: l.name.clone(),
             shape: l.expr.shape.clone(),
@@ -190,6 +264,13 @@ fn final_values(model: &mut Model, report: &mut RunReport) -> Result<(), Diagnos
         });
     }
     if let Some(sys) = model.system() {
+        for (k, c) in sys.constraints.iter().enumerate() {
+            report.duals.push(Named {
+                name: c.name.clone(),
+                shape: c.g.shape.clone(),
+                values: model.state().duals[k].clone(),
+            });
+        }
         let blocks: Vec<(String, crate::ir::TensorExpr)> = sys
             .blocks
             .iter()

@@ -69,6 +69,10 @@ pub struct SysConstraint {
 pub struct FixedPoint {
     pub var: VarId,
     pub map: TensorExpr,
+    /// The condition's block.
+    pub block: usize,
+    /// `x == T(x)` (the block is x − T(x)) rather than `T(x) == x`.
+    pub var_on_left: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,12 +327,17 @@ pub fn derive(
         let body = g.sub(lhs.body, r);
         // `x == T(x)` (or `T(x) == x`): a fixed point of T.
         let fixed = match (&c.lhs.kind, &c.rhs.kind) {
-            (TKind::Var(v), _) => Some((*v, rhs.clone())),
-            (_, TKind::Var(v)) => Some((*v, lhs.clone())),
+            (TKind::Var(v), _) => Some((*v, rhs.clone(), true)),
+            (_, TKind::Var(v)) => Some((*v, lhs.clone(), false)),
             _ => None,
         };
         match fixed {
-            Some((v, map)) => fixed_points.push(FixedPoint { var: v, map }),
+            Some((v, map, var_on_left)) => fixed_points.push(FixedPoint {
+                var: v,
+                map,
+                block: blocks.len(),
+                var_on_left,
+            }),
             None => all_fixed = false,
         }
         blocks.push(Block {

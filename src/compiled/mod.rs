@@ -1,0 +1,733 @@
+//! Compiled functions of a system on flat f64 buffers, independent of the back end.
+//!
+//! An [`Engine`] turns a verified kernel into a callable [`KernelFn`] (the interpreter or the
+//! JIT); [`SystemFns`] holds the kernels of F(z, θ) and its derivative products and exposes
+//! them on flat vectors, which is all the solvers see.
+
+use crate::api::State;
+use crate::diag::{Code, Diagnostic};
+use crate::ir::{Graph, NodeId, Program, TensorExpr, TensorId, TensorInfo, TensorKind};
+use crate::kernel::{self, Kernel, Output};
+use crate::system::System;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A compiled kernel. Implementations must be callable from many threads at once.
+pub trait KernelFn: Send + Sync {
+    /// Runs the kernel: `input` gives each input tensor, `outputs[k]` receives output k.
+    fn run<'a>(
+        &self,
+        input: &dyn Fn(TensorId) -> Option<&'a [f64]>,
+        outputs: &mut [&mut [f64]],
+    ) -> Result<(), String>;
+}
+
+/// Turns kernels into callable functions: implemented by the interpreter and the JIT.
+pub trait Engine: Send + Sync {
+    fn compile(&self, k: Kernel) -> Result<Arc<dyn KernelFn>, String>;
+    fn name(&self) -> &'static str;
+}
+
+/// The reference engine: runs kernels in the interpreter.
+pub struct InterpEngine;
+
+struct InterpKernel(Kernel);
+
+impl KernelFn for InterpKernel {
+    fn run<'a>(
+        &self,
+        input: &dyn Fn(TensorId) -> Option<&'a [f64]>,
+        outputs: &mut [&mut [f64]],
+    ) -> Result<(), String> {
+        crate::interp::run(&self.0, input, outputs).map(|_| ())
+    }
+}
+
+impl Engine for InterpEngine {
+    fn compile(&self, k: Kernel) -> Result<Arc<dyn KernelFn>, String> {
+        Ok(Arc::new(InterpKernel(k)))
+    }
+
+    fn name(&self) -> &'static str {
+        "interp"
+    }
+}
+
+/// Schedules, verifies and compiles tensor expressions into one function.
+pub fn build(
+    engine: &dyn Engine,
+    g: &Graph,
+    outputs: &[(String, TensorExpr)],
+    name: &str,
+) -> Result<Arc<dyn KernelFn>, Diagnostic> {
+    let outs: Vec<Output> = outputs
+        .iter()
+        .map(|(n, e)| Output {
+            name: n.clone(),
+            expr: e.clone(),
+        })
+        .collect();
+    let internal = |m: String| {
+        Diagnostic::error(
+            Code::Unsupported,
+            format!("internal compiler error in `{name}`: {m}"),
+        )
+        .help("this is a bug in optc; please report the file")
+    };
+    let k = kernel::schedule(g, &outs, name).map_err(internal)?;
+    kernel::verify(&k).map_err(internal)?;
+    engine.compile(k).map_err(internal)
+}
+
+/// Where each block sits in the flat vectors.
+#[derive(Clone, Debug, Default)]
+pub struct Layout {
+    /// (tensor, offset, length) of each unknown block in z.
+    pub unknowns: Vec<(TensorId, usize, usize)>,
+    /// (offset, length) of each residual block in F.
+    pub blocks: Vec<(usize, usize)>,
+    pub n: usize,
+    pub m: usize,
+}
+
+/// A flat scalar of tensors: scalars have shape [].
+fn scalar(body: NodeId) -> TensorExpr {
+    TensorExpr {
+        shape: vec![],
+        vars: vec![],
+        body,
+    }
+}
+
+fn input_tensor(g: &mut Graph, name: String, shape: &[usize]) -> TensorId {
+    g.add_tensor(TensorInfo {
+        name: name.clone(),
+        shape: shape.to_vec(),
+        kind: TensorKind::Input(name),
+    })
+}
+
+/// Per-param derivative products, compiled on demand.
+struct ParamFns {
+    dir: TensorId,
+    jvp: Arc<dyn KernelFn>,
+    vjp: Arc<dyn KernelFn>,
+    len: usize,
+}
+
+/// The compiled functions of a system.
+pub struct SystemFns {
+    pub layout: Layout,
+    residual: Arc<dyn KernelFn>,
+    jvp: Arc<dyn KernelFn>,
+    vjp: Arc<dyn KernelFn>,
+    /// f and ∇f in one kernel, when there is an objective.
+    objective: Option<Arc<dyn KernelFn>>,
+    /// The constraint functions g (all system constraints) and their JVP.
+    cons: Option<(Arc<dyn KernelFn>, Arc<dyn KernelFn>)>,
+    /// (offset, length) of each constraint in the flat g.
+    pub cons_layout: Vec<(usize, usize)>,
+    dirs: Vec<TensorId>,
+    cots: Vec<TensorId>,
+    params: HashMap<TensorId, ParamFns>,
+    /// Whether the objective kernel also outputs F = ∇f (pure stationarity systems).
+    objective_grad: bool,
+    /// Tensors that stand for parameters (by index in `State::params`).
+    param_tensors: Vec<TensorId>,
+    /// Multiplier tensors of the system's constraints (by index in `State::duals`).
+    dual_tensors: Vec<TensorId>,
+    engine: Arc<dyn Engine>,
+}
+
+impl SystemFns {
+    /// Compiles F, ∂ₓF·v, uᵀ∂ₓF and (with an objective) f, ∇f.
+    pub fn new(
+        engine: Arc<dyn Engine>,
+        prog: &mut Program,
+        sys: &System,
+    ) -> Result<SystemFns, Diagnostic> {
+        let mut layout = Layout::default();
+        for u in &sys.unknowns {
+            let len: usize = u.shape.iter().product();
+            layout.unknowns.push((u.tensor, layout.n, len));
+            layout.n += len;
+        }
+        for b in &sys.blocks {
+            let len: usize = b.expr.shape.iter().product();
+            layout.blocks.push((layout.m, len));
+            layout.m += len;
+        }
+        let g = &mut prog.graph;
+        let dirs: Vec<TensorId> = sys
+            .unknowns
+            .iter()
+            .map(|u| input_tensor(g, format!("d_{}", u.name), &u.shape))
+            .collect();
+        let cots: Vec<TensorId> = sys
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(k, b)| input_tensor(g, format!("u{}", k + 1), &b.expr.shape))
+            .collect();
+        let residual_outs: Vec<(String, TensorExpr)> = sys
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(k, b)| (format!("F{}", k + 1), b.expr.clone()))
+            .collect();
+        let seeds: Vec<(TensorId, TensorId)> = sys
+            .unknowns
+            .iter()
+            .map(|u| u.tensor)
+            .zip(dirs.iter().copied())
+            .collect();
+        let jvp_outs: Vec<(String, TensorExpr)> = sys
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(k, b)| (format!("JF{}", k + 1), crate::diff::jvp(g, &b.expr, &seeds)))
+            .collect();
+        let phi = contraction(g, sys, &cots);
+        let vjp_outs: Vec<(String, TensorExpr)> = sys
+            .unknowns
+            .iter()
+            .map(|u| {
+                (
+                    format!("uJ_{}", u.name),
+                    crate::diff::grad(g, phi, u.tensor),
+                )
+            })
+            .collect();
+        let residual = build(&*engine, g, &residual_outs, "residual")?;
+        let jvp = build(&*engine, g, &jvp_outs, "jvp")?;
+        let vjp = build(&*engine, g, &vjp_outs, "vjp")?;
+        let objective_grad = sys.kind == crate::system::SystemKind::Stationarity;
+        let objective = match sys.objective {
+            Some(f) if objective_grad => {
+                let mut outs = vec![("f".to_string(), scalar(f))];
+                for b in &sys.blocks {
+                    outs.push((b.name.clone(), b.expr.clone()));
+                }
+                Some(build(&*engine, g, &outs, "objective")?)
+            }
+            Some(f) => Some(build(
+                &*engine,
+                g,
+                &[("f".to_string(), scalar(f))],
+                "objective",
+            )?),
+            None => None,
+        };
+        let mut cons_layout = Vec::new();
+        let mut total = 0;
+        for c in &sys.constraints {
+            let len: usize = c.g.shape.iter().product();
+            cons_layout.push((total, len));
+            total += len;
+        }
+        let cons = if sys.constraints.is_empty() {
+            None
+        } else {
+            let outs: Vec<(String, TensorExpr)> = sys
+                .constraints
+                .iter()
+                .map(|c| (format!("g_{}", c.name), c.g.clone()))
+                .collect();
+            let jouts: Vec<(String, TensorExpr)> = sys
+                .constraints
+                .iter()
+                .map(|c| (format!("dg_{}", c.name), crate::diff::jvp(g, &c.g, &seeds)))
+                .collect();
+            Some((
+                build(&*engine, g, &outs, "constraints")?,
+                build(&*engine, g, &jouts, "constraints_jvp")?,
+            ))
+        };
+        Ok(SystemFns {
+            layout,
+            cons,
+            cons_layout,
+            residual,
+            jvp,
+            vjp,
+            objective,
+            dirs,
+            cots,
+            params: HashMap::new(),
+            objective_grad,
+            param_tensors: prog.params.clone(),
+            dual_tensors: sys.constraints.iter().map(|c| c.dual).collect(),
+            engine,
+        })
+    }
+
+    /// Compiles ∂_θF·t and uᵀ∂_θF for one param (once).
+    pub fn ensure_param(
+        &mut self,
+        prog: &mut Program,
+        sys: &System,
+        param: TensorId,
+    ) -> Result<(), Diagnostic> {
+        if self.params.contains_key(&param) {
+            return Ok(());
+        }
+        let g = &mut prog.graph;
+        let shape = g.tensor(param).shape.clone();
+        let name = g.tensor(param).name.clone();
+        let dir = input_tensor(g, format!("d_{name}"), &shape);
+        let jvp_outs: Vec<(String, TensorExpr)> = sys
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(k, b)| {
+                (
+                    format!("dF{}", k + 1),
+                    crate::diff::jvp(g, &b.expr, &[(param, dir)]),
+                )
+            })
+            .collect();
+        let phi = contraction(g, sys, &self.cots);
+        let vjp_outs = vec![(format!("uF_{name}"), crate::diff::grad(g, phi, param))];
+        let jvp = build(&*self.engine, g, &jvp_outs, &format!("dF_d{name}"))?;
+        let vjp = build(&*self.engine, g, &vjp_outs, &format!("uF_d{name}"))?;
+        self.params.insert(
+            param,
+            ParamFns {
+                dir,
+                jvp,
+                vjp,
+                len: shape.iter().product(),
+            },
+        );
+        Ok(())
+    }
+
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// The input closure: unknowns from z, extra tensors from `extra`, the rest from the state.
+    fn lookup<'a>(
+        &'a self,
+        z: &'a [f64],
+        st: &'a State,
+        extra: &'a [(TensorId, &'a [f64])],
+    ) -> impl Fn(TensorId) -> Option<&'a [f64]> + 'a {
+        move |t: TensorId| {
+            if let Some(&(_, off, len)) = self.layout.unknowns.iter().find(|u| u.0 == t) {
+                return z.get(off..off + len);
+            }
+            if let Some(&(_, v)) = extra.iter().find(|e| e.0 == t) {
+                return Some(v);
+            }
+            if let Some(k) = self.param_tensors.iter().position(|&p| p == t) {
+                return st.params.get(k).map(|v| &v[..]);
+            }
+            if let Some(k) = self.dual_tensors.iter().position(|&p| p == t) {
+                return st.duals.get(k).map(|v| &v[..]);
+            }
+            None
+        }
+    }
+
+    fn split<'a>(parts: &[(usize, usize)], out: &'a mut [f64]) -> Vec<&'a mut [f64]> {
+        let mut rest = out;
+        let mut slices = Vec::with_capacity(parts.len());
+        for &(_, len) in parts {
+            let (head, tail) = rest.split_at_mut(len);
+            slices.push(head);
+            rest = tail;
+        }
+        slices
+    }
+
+    fn unknown_parts(&self) -> Vec<(usize, usize)> {
+        self.layout
+            .unknowns
+            .iter()
+            .map(|&(_, o, l)| (o, l))
+            .collect()
+    }
+
+    /// F(z, θ) into `out` (length m).
+    pub fn residual(&self, z: &[f64], st: &State, out: &mut [f64]) -> Result<(), String> {
+        let input = self.lookup(z, st, &[]);
+        let mut slices = Self::split(&self.layout.blocks, out);
+        self.residual.run(&input, &mut slices)
+    }
+
+    /// ∂ₓF(z, θ)·v into `out` (length m).
+    pub fn jvp(&self, z: &[f64], st: &State, v: &[f64], out: &mut [f64]) -> Result<(), String> {
+        let extra: Vec<(TensorId, &[f64])> = self
+            .dirs
+            .iter()
+            .zip(&self.layout.unknowns)
+            .map(|(&d, &(_, off, len))| (d, &v[off..off + len]))
+            .collect();
+        let input = self.lookup(z, st, &extra);
+        let mut slices = Self::split(&self.layout.blocks, out);
+        self.jvp.run(&input, &mut slices)
+    }
+
+    /// uᵀ∂ₓF(z, θ) into `out` (length n).
+    pub fn vjp(&self, z: &[f64], st: &State, u: &[f64], out: &mut [f64]) -> Result<(), String> {
+        let extra: Vec<(TensorId, &[f64])> = self
+            .cots
+            .iter()
+            .zip(&self.layout.blocks)
+            .map(|(&c, &(off, len))| (c, &u[off..off + len]))
+            .collect();
+        let input = self.lookup(z, st, &extra);
+        let parts = self.unknown_parts();
+        let mut slices = Self::split(&parts, out);
+        self.vjp.run(&input, &mut slices)
+    }
+
+    /// The objective f(z, θ) (as minimized); with `grad`, also F = ∇f (unconstrained only).
+    pub fn objective(
+        &self,
+        z: &[f64],
+        st: &State,
+        grad: Option<&mut [f64]>,
+    ) -> Result<f64, String> {
+        let k = self
+            .objective
+            .as_ref()
+            .ok_or("the system has no objective")?;
+        let input = self.lookup(z, st, &[]);
+        let mut f = [0.0];
+        let mut scratch;
+        let g: &mut [f64] = match grad {
+            Some(g) => g,
+            None => {
+                scratch = vec![0.0; self.layout.m];
+                &mut scratch
+            }
+        };
+        let mut slices: Vec<&mut [f64]> = vec![&mut f];
+        if self.layout.m > 0 && self.has_objective_gradient() {
+            slices.extend(Self::split(&self.layout.blocks, g));
+        }
+        k.run(&input, &mut slices)?;
+        Ok(f[0])
+    }
+
+    fn has_objective_gradient(&self) -> bool {
+        self.objective_grad
+    }
+
+    /// Total length of the constraint functions.
+    pub fn n_cons(&self) -> usize {
+        self.cons_layout.iter().map(|c| c.1).sum()
+    }
+
+    /// The constraint functions g(z) of every system constraint, concatenated.
+    pub fn constraints(&self, z: &[f64], st: &State, out: &mut [f64]) -> Result<(), String> {
+        let (k, _) = self.cons.as_ref().ok_or("the system has no constraints")?;
+        let input = self.lookup(z, st, &[]);
+        let mut slices = Self::split(&self.cons_layout, out);
+        k.run(&input, &mut slices)
+    }
+
+    /// ∂g/∂z · v of every constraint, concatenated.
+    pub fn constraints_jvp(
+        &self,
+        z: &[f64],
+        st: &State,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), String> {
+        let (_, k) = self.cons.as_ref().ok_or("the system has no constraints")?;
+        let extra: Vec<(TensorId, &[f64])> = self
+            .dirs
+            .iter()
+            .zip(&self.layout.unknowns)
+            .map(|(&d, &(_, off, len))| (d, &v[off..off + len]))
+            .collect();
+        let input = self.lookup(z, st, &extra);
+        let mut slices = Self::split(&self.cons_layout, out);
+        k.run(&input, &mut slices)
+    }
+
+    /// ∂_θF(z, θ)·t for one param into `out` (length m).
+    pub fn param_jvp(
+        &self,
+        param: TensorId,
+        z: &[f64],
+        st: &State,
+        t: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), String> {
+        let p = self
+            .params
+            .get(&param)
+            .ok_or("param derivatives not compiled")?;
+        if t.len() != p.len {
+            return Err("direction of the wrong length".into());
+        }
+        let extra = [(p.dir, t)];
+        let input = self.lookup(z, st, &extra);
+        let mut slices = Self::split(&self.layout.blocks, out);
+        p.jvp.run(&input, &mut slices)
+    }
+
+    /// uᵀ∂_θF(z, θ) for one param into `out` (length of the param).
+    pub fn param_vjp(
+        &self,
+        param: TensorId,
+        z: &[f64],
+        st: &State,
+        u: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), String> {
+        let p = self
+            .params
+            .get(&param)
+            .ok_or("param derivatives not compiled")?;
+        let extra: Vec<(TensorId, &[f64])> = self
+            .cots
+            .iter()
+            .zip(&self.layout.blocks)
+            .map(|(&c, &(off, len))| (c, &u[off..off + len]))
+            .collect();
+        let input = self.lookup(z, st, &extra);
+        let mut slices: Vec<&mut [f64]> = vec![out];
+        p.vjp.run(&input, &mut slices)
+    }
+
+    /// Gathers the unknowns of a state into a flat z.
+    pub fn pack(&self, sys: &System, st: &State) -> Vec<f64> {
+        let mut z = vec![0.0; self.layout.n];
+        for (u, &(_, off, len)) in sys.unknowns.iter().zip(&self.layout.unknowns) {
+            let src = match u.kind {
+                crate::system::UnknownKind::Var(v) => &st.vars[v.index()],
+                crate::system::UnknownKind::Multiplier(c) => &st.duals[c],
+            };
+            z[off..off + len].copy_from_slice(&src[..len]);
+        }
+        z
+    }
+
+    /// Scatters a flat z into a state.
+    pub fn unpack(&self, sys: &System, z: &[f64], st: &mut State) {
+        for (u, &(_, off, len)) in sys.unknowns.iter().zip(&self.layout.unknowns) {
+            let dst = match u.kind {
+                crate::system::UnknownKind::Var(v) => &mut st.vars[v.index()],
+                crate::system::UnknownKind::Multiplier(c) => &mut st.duals[c],
+            };
+            dst.copy_from_slice(&z[off..off + len]);
+        }
+    }
+}
+
+/// φ = Σ_blocks Σ_k u_b[k]·F_b[k], the scalar whose gradient is uᵀJ.
+fn contraction(g: &mut Graph, sys: &System, cots: &[TensorId]) -> NodeId {
+    let mut phi = g.zero();
+    for (b, &u) in sys.blocks.iter().zip(cots) {
+        let t = crate::diff::contract(g, &b.expr, u);
+        phi = g.add(phi, t);
+    }
+    phi
+}
+
+/// Compiled functions of an expression e(z, θ) of the solution, for `derive d(e)/d(p)`:
+/// its value, E_z·v, uᵀE_z, E_θ·t, uᵀE_θ, and (for second derivatives) the second
+/// directional derivatives of F and e along (v, t).
+pub struct ExprFns {
+    pub shape: Vec<usize>,
+    pub len: usize,
+    pub param: TensorId,
+    pub param_len: usize,
+    pub param_shape: Vec<usize>,
+    value: Arc<dyn KernelFn>,
+    jvp_z: Arc<dyn KernelFn>,
+    vjp_z: Arc<dyn KernelFn>,
+    jvp_p: Arc<dyn KernelFn>,
+    vjp_p: Arc<dyn KernelFn>,
+    second: Option<(Arc<dyn KernelFn>, Arc<dyn KernelFn>)>,
+    cot: TensorId,
+    dir_p: TensorId,
+}
+
+impl ExprFns {
+    pub fn new(
+        fns: &SystemFns,
+        prog: &mut Program,
+        sys: &System,
+        e: &TensorExpr,
+        param: TensorId,
+        second: bool,
+    ) -> Result<ExprFns, Diagnostic> {
+        let engine = fns.engine.clone();
+        let g = &mut prog.graph;
+        let shape = e.shape.clone();
+        let len: usize = shape.iter().product();
+        let pshape = g.tensor(param).shape.clone();
+        let pname = g.tensor(param).name.clone();
+        let cot = input_tensor(g, "u_e".into(), &shape);
+        let dir_p = input_tensor(g, format!("t_{pname}"), &pshape);
+        let seeds: Vec<(TensorId, TensorId)> = sys
+            .unknowns
+            .iter()
+            .map(|u| u.tensor)
+            .zip(fns.dirs.iter().copied())
+            .collect();
+        let value = build(&*engine, g, &[("e".into(), e.clone())], "e")?;
+        let je = crate::diff::jvp(g, e, &seeds);
+        let jvp_z = build(&*engine, g, &[("Ez_v".into(), je)], "e_jvp")?;
+        let phi = crate::diff::contract(g, e, cot);
+        let vz: Vec<(String, TensorExpr)> = sys
+            .unknowns
+            .iter()
+            .map(|u| {
+                (
+                    format!("uEz_{}", u.name),
+                    crate::diff::grad(g, phi, u.tensor),
+                )
+            })
+            .collect();
+        let vjp_z = build(&*engine, g, &vz, "e_vjp")?;
+        let jp = crate::diff::jvp(g, e, &[(param, dir_p)]);
+        let jvp_p = build(&*engine, g, &[("Ep_t".into(), jp)], "e_param_jvp")?;
+        let gp = crate::diff::grad(g, phi, param);
+        let vjp_p = build(&*engine, g, &[("uEp".into(), gp)], "e_param_vjp")?;
+        let second = if second {
+            let mut all = seeds.clone();
+            all.push((param, dir_p));
+            let f2: Vec<(String, TensorExpr)> = sys
+                .blocks
+                .iter()
+                .enumerate()
+                .map(|(k, b)| {
+                    let t1 = crate::diff::jvp(g, &b.expr, &all);
+                    (format!("F2_{}", k + 1), crate::diff::jvp(g, &t1, &all))
+                })
+                .collect();
+            let t1 = crate::diff::jvp(g, e, &all);
+            let e2 = crate::diff::jvp(g, &t1, &all);
+            Some((
+                build(&*engine, g, &f2, "F_second")?,
+                build(&*engine, g, &[("e2".into(), e2)], "e_second")?,
+            ))
+        } else {
+            None
+        };
+        Ok(ExprFns {
+            shape,
+            len,
+            param,
+            param_len: pshape.iter().product(),
+            param_shape: pshape,
+            value,
+            jvp_z,
+            vjp_z,
+            jvp_p,
+            vjp_p,
+            second,
+            cot,
+            dir_p,
+        })
+    }
+
+    pub fn value(
+        &self,
+        fns: &SystemFns,
+        z: &[f64],
+        st: &State,
+        out: &mut [f64],
+    ) -> Result<(), String> {
+        let input = fns.lookup(z, st, &[]);
+        self.value.run(&input, &mut [out])
+    }
+
+    /// E_z·v
+    pub fn jvp_z(
+        &self,
+        fns: &SystemFns,
+        z: &[f64],
+        st: &State,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), String> {
+        let extra: Vec<(TensorId, &[f64])> = fns
+            .dirs
+            .iter()
+            .zip(&fns.layout.unknowns)
+            .map(|(&d, &(_, off, len))| (d, &v[off..off + len]))
+            .collect();
+        let input = fns.lookup(z, st, &extra);
+        self.jvp_z.run(&input, &mut [out])
+    }
+
+    /// uᵀE_z (length n)
+    pub fn vjp_z(
+        &self,
+        fns: &SystemFns,
+        z: &[f64],
+        st: &State,
+        u: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), String> {
+        let extra = [(self.cot, u)];
+        let input = fns.lookup(z, st, &extra);
+        let parts = fns.unknown_parts();
+        let mut slices = SystemFns::split(&parts, out);
+        self.vjp_z.run(&input, &mut slices)
+    }
+
+    /// E_θ·t
+    pub fn jvp_p(
+        &self,
+        fns: &SystemFns,
+        z: &[f64],
+        st: &State,
+        t: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), String> {
+        let extra = [(self.dir_p, t)];
+        let input = fns.lookup(z, st, &extra);
+        self.jvp_p.run(&input, &mut [out])
+    }
+
+    /// uᵀE_θ (length of the param)
+    pub fn vjp_p(
+        &self,
+        fns: &SystemFns,
+        z: &[f64],
+        st: &State,
+        u: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), String> {
+        let extra = [(self.cot, u)];
+        let input = fns.lookup(z, st, &extra);
+        self.vjp_p.run(&input, &mut [out])
+    }
+
+    /// D²F[w, w] and D²e[w, w] along w = (v, t) in (z, θ).
+    pub fn second(
+        &self,
+        fns: &SystemFns,
+        z: &[f64],
+        st: &State,
+        v: &[f64],
+        t: &[f64],
+        f2: &mut [f64],
+        e2: &mut [f64],
+    ) -> Result<(), String> {
+        let (kf, ke) = self
+            .second
+            .as_ref()
+            .ok_or("second derivatives not compiled")?;
+        let mut extra: Vec<(TensorId, &[f64])> = fns
+            .dirs
+            .iter()
+            .zip(&fns.layout.unknowns)
+            .map(|(&d, &(_, off, len))| (d, &v[off..off + len]))
+            .collect();
+        extra.push((self.dir_p, t));
+        let input = fns.lookup(z, st, &extra);
+        let mut slices = SystemFns::split(&fns.layout.blocks, f2);
+        kf.run(&input, &mut slices)?;
+        ke.run(&input, &mut [e2])
+    }
+}
