@@ -143,8 +143,11 @@ impl<S: fmt::Display> fmt::Display for Affine<S> {
 /// further out. Variables are listed outermost first.
 #[derive(Clone, Debug)]
 pub struct Domain<S> {
-    vars: Vec<(S, Vec<Affine<S>>, Vec<Affine<S>>)>,
+    vars: Vec<DomainVar<S>>,
 }
+
+/// A variable with its lower-bound and upper-bound alternatives.
+type DomainVar<S> = (S, Vec<Affine<S>>, Vec<Affine<S>>);
 
 impl<S: Copy + Ord> Default for Domain<S> {
     fn default() -> Self {

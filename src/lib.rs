@@ -7,6 +7,12 @@
 //!
 //! The façade is [`Model`]: compile a file or a string, set params, evaluate, solve, derive.
 
+// Diagnostics are the error type of every phase. They are returned once per failure, never in
+// a hot loop, so their size does not matter; boxing them would only add noise everywhere.
+#![allow(clippy::result_large_err)]
+// Numerical loops index several arrays with one counter; that reads like the mathematics.
+#![allow(clippy::needless_range_loop)]
+
 pub mod affine;
 mod api;
 pub mod check;

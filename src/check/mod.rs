@@ -637,7 +637,7 @@ impl<'s> Checker<'s> {
                     shape_str(&shape)
                 ),
             )
-            .at(call.span, format!("{got}"));
+            .at(call.span, got.to_string());
             if let Some(ty) = ty {
                 d = d.also(ty.span, format!("declared {}", shape_str(&shape)));
             }

@@ -72,7 +72,7 @@ pub(super) fn emit(file: &std::path::Path, what: &EmitWhat, common: &Common) -> 
             0
         }
         Err(d) => {
-            super::print_diagnostics(&[d.clone()], model.sources(), false);
+            super::print_diagnostics(std::slice::from_ref(&d), model.sources(), false);
             d.exit_code()
         }
     }

@@ -170,10 +170,10 @@ fn usage_error(d: Diagnostic, json: bool) -> i32 {
     if json {
         println!(
             "{}",
-            json!({"status": "error", "diagnostics": diagnostics_json(&[d.clone()], &sources)})
+            json!({"status": "error", "diagnostics": diagnostics_json(std::slice::from_ref(&d), &sources)})
         );
     } else {
-        print_diagnostics(&[d.clone()], &sources, false);
+        print_diagnostics(std::slice::from_ref(&d), &sources, false);
     }
     d.exit_code()
 }

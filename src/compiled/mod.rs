@@ -703,7 +703,7 @@ impl ExprFns {
         self.vjp_p.run(&input, &mut [out])
     }
 
-    /// D²F[w, w] and D²e[w, w] along w = (v, t) in (z, θ).
+    /// (D²F[w, w], D²e[w, w]) along w = (v, t) in (z, θ).
     pub fn second(
         &self,
         fns: &SystemFns,
@@ -711,9 +711,7 @@ impl ExprFns {
         st: &State,
         v: &[f64],
         t: &[f64],
-        f2: &mut [f64],
-        e2: &mut [f64],
-    ) -> Result<(), String> {
+    ) -> Result<(Vec<f64>, Vec<f64>), String> {
         let (kf, ke) = self
             .second
             .as_ref()
@@ -726,8 +724,11 @@ impl ExprFns {
             .collect();
         extra.push((self.dir_p, t));
         let input = fns.lookup(z, st, &extra);
-        let mut slices = SystemFns::split(&fns.layout.blocks, f2);
+        let mut f2 = vec![0.0; fns.layout.m];
+        let mut e2 = vec![0.0; self.len];
+        let mut slices = SystemFns::split(&fns.layout.blocks, &mut f2);
         kf.run(&input, &mut slices)?;
-        ke.run(&input, &mut [e2])
+        ke.run(&input, &mut [&mut e2])?;
+        Ok((f2, e2))
     }
 }

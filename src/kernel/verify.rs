@@ -22,13 +22,13 @@ fn walk(
                 check(k, *buf, offset, loops, "load from")?
             }
             Stmt::Store { buf, offset, .. } => check(k, *buf, offset, loops, "store to")?,
-            Stmt::Inst(Inst::Index { value, .. }) => {
-                if value.syms().any(|v| !loops.iter().any(|l| l.0 == v)) {
-                    return Err(format!(
-                        "kernel {}: an index value uses a variable outside its loop",
-                        k.name
-                    ));
-                }
+            Stmt::Inst(Inst::Index { value, .. })
+                if value.syms().any(|v| !loops.iter().any(|l| l.0 == v)) =>
+            {
+                return Err(format!(
+                    "kernel {}: an index value uses a variable outside its loop",
+                    k.name
+                ));
             }
             Stmt::Loop { var, lo, hi, body } => {
                 for b in lo.iter().chain(hi) {

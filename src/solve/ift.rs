@@ -76,7 +76,7 @@ pub fn derive(p: &Problem, z: &[f64], req: &DeriveRequest) -> Result<Derivative,
     let f = p.residual(z).map_err(io)?;
     let res = linalg::norm_inf(&f);
     let scale = 1e-6_f64.max(1e-6 * linalg::norm_inf(z));
-    if !(res <= scale) {
+    if res.is_nan() || res > scale {
         return Err(fail(
             Code::NotConverged,
             format!(
@@ -284,10 +284,7 @@ pub fn derive(p: &Problem, z: &[f64], req: &DeriveRequest) -> Result<Derivative,
             }
             if req.order == 2 {
                 // x'' = −J⁻¹ D²F[w, w], w = (dz, 1); e'' = E_z x'' + D²e[w, w].
-                let mut f2 = vec![0.0; p.m()];
-                let mut e2 = vec![0.0; ne];
-                e.second(p.fns, z, p.state, &dz, &t, &mut f2, &mut e2)
-                    .map_err(io)?;
+                let (f2, e2) = e.second(p.fns, z, p.state, &dz, &t).map_err(io)?;
                 let mut dz2: Vec<f64> = f2.iter().map(|x| -x).collect();
                 solve(&mut dz2, false)?;
                 e.jvp_z(p.fns, z, p.state, &dz2, &mut tmp).map_err(io)?;

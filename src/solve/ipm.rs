@@ -58,13 +58,9 @@ fn layout(p: &Problem) -> Layout {
 }
 
 /// Residual parts at (z, s): (stationarity+equality rows, g + s, μ∘s − t).
-fn residuals(
-    p: &Problem,
-    l: &Layout,
-    z: &[f64],
-    s: &[f64],
-    t: f64,
-) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), String> {
+type Residuals = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+fn residuals(p: &Problem, l: &Layout, z: &[f64], s: &[f64], t: f64) -> Result<Residuals, String> {
     let f = p.residual(z)?;
     let mut g = vec![0.0; p.fns.n_cons()];
     p.fns.constraints(z, p.state, &mut g)?;
@@ -84,7 +80,7 @@ fn residuals(
     Ok((kept, rin, rc))
 }
 
-fn merit(r: &(Vec<f64>, Vec<f64>, Vec<f64>)) -> f64 {
+fn merit(r: &Residuals) -> f64 {
     linalg::dot(&r.0, &r.0) + linalg::dot(&r.1, &r.1) + linalg::dot(&r.2, &r.2)
 }
 

@@ -210,7 +210,7 @@ pub fn derive(
                     .map(|(k, &n)| {
                         g.range_var(
                             format!("bound:{}:{side}:{k}", v.0),
-                            &["i", "j", "k"][k.min(2)],
+                            ["i", "j", "k"][k.min(2)],
                             n,
                         )
                     })
