@@ -364,12 +364,14 @@ impl Checker<'_> {
         Err(self.unknown_name(n, span, &locals))
     }
 
-    fn visible(&self, n: &str, env: &Env) -> Option<GlobalEntry> {
+    fn visible(&mut self, n: &str, env: &Env) -> Option<GlobalEntry> {
         let entry = self.globals.get(n)?;
-        match env.visible {
-            Some(limit) if entry.order > limit => None,
-            _ => Some(entry.clone()),
-        }
+        let entry = match env.visible {
+            Some(limit) if entry.order > limit => return None,
+            _ => entry.clone(),
+        };
+        self.used.insert(n.to_string());
+        Some(entry)
     }
 
     fn binary(
@@ -614,7 +616,7 @@ impl Checker<'_> {
         })
     }
 
-    fn wrt(&self, e: &ast::Expr, env: &Env, what: &str) -> R<Wrt> {
+    fn wrt(&mut self, e: &ast::Expr, env: &Env, what: &str) -> R<Wrt> {
         let ExprKind::Name(n) = &e.kind else {
             return Err(Diagnostic::error(
                 Code::BadArgument,

@@ -69,8 +69,8 @@ pub fn check(
     sources: &mut Sources,
     options: &CheckOptions,
 ) -> Result<(Model, Vec<Diagnostic>), Diagnostics> {
-    let _ = file;
     let mut c = Checker::new(sources, options);
+    c.main_file = file;
     c.apply_dim_overrides();
     for stmt in &program.stmts {
         c.stmt(stmt);
@@ -141,6 +141,10 @@ pub(crate) struct Checker<'s> {
     used_modules: Vec<String>,
     /// Folder for `load` paths (`None`: file access is off).
     load_base: Option<PathBuf>,
+    /// Global names referenced so far (for W0902).
+    used: std::collections::HashSet<String>,
+    /// The user's file (unused declarations in stdlib modules are not reported).
+    main_file: FileId,
 }
 
 type R<T> = Result<T, Diagnostic>;
@@ -166,6 +170,8 @@ impl<'s> Checker<'s> {
             param_overrides,
             used_modules: Vec::new(),
             load_base: options.base_dir.clone(),
+            used: std::collections::HashSet::new(),
+            main_file: FileId(0),
         }
     }
 
@@ -207,6 +213,9 @@ impl<'s> Checker<'s> {
                 self.diags.push(d);
             }
         }
+        if self.diags.is_empty() {
+            self.unused_warnings();
+        }
         // Dims that got a size are part of the model.
         self.model.dims = self
             .dims
@@ -226,6 +235,34 @@ impl<'s> Checker<'s> {
             let mut all = self.diags;
             all.extend(self.warnings);
             Err(Diagnostics(all))
+        }
+    }
+
+    /// W0902 for params, lets and fns of the user's file that nothing uses.
+    fn unused_warnings(&mut self) {
+        let mut unused: Vec<(&String, &GlobalEntry)> = self
+            .globals
+            .iter()
+            .filter(|(name, g)| {
+                g.span.file == self.main_file
+                    && !self.used.contains(*name)
+                    && match g.what {
+                        Global::Param(_) | Global::Fn(_) => true,
+                        Global::Let(id) => self.model.lets[id.index()].kind == LetKind::Let,
+                        _ => false,
+                    }
+            })
+            .collect();
+        unused.sort_by_key(|(_, g)| g.order);
+        for (name, g) in unused {
+            self.warnings.push(
+                Diagnostic::warning(
+                    Code::UnusedName,
+                    format!("{} `{name}` is never used", g.what.describe()),
+                )
+                .at(g.span, "declared here")
+                .help("remove it, or check the spelling where you meant to use it"),
+            );
         }
     }
 
@@ -456,23 +493,12 @@ impl<'s> Checker<'s> {
     fn dim_decl(&mut self, name: &ast::Ident, value: Option<&ast::Expr>) -> R<()> {
         let id = DimId(self.dims.len() as u32);
         self.declare(name, Global::Dim(id))?;
-        let mut state = DimState {
+        // Declared before its size is known, so a bad size leaves an unbound dim, not a hole.
+        self.dims.push(DimState {
             name: name.name.clone(),
             span: name.span,
             value: None,
-        };
-        if let Some(e) = value {
-            let v = self.const_int(e, &expr::Env::global())?;
-            if v <= 0 {
-                return Err(Diagnostic::error(
-                    Code::BadDim,
-                    format!("dim `{}` = {v} is not a positive size", name.name),
-                )
-                .at(e.span, format!("this is {v}"))
-                .help("sizes are positive integers"));
-            }
-            state.value = Some((v as usize, e.span));
-        }
+        });
         if let Some((_, v)) = self.options.dims.iter().find(|(n, _)| n == &name.name) {
             if *v == 0 {
                 return Err(Diagnostic::error(
@@ -483,9 +509,21 @@ impl<'s> Checker<'s> {
                 .help("sizes are positive integers"));
             }
             // The command line wins over a literal in the file.
-            state.value = Some((*v, name.span));
+            self.dims[id.index()].value = Some((*v, name.span));
+            return Ok(());
         }
-        self.dims.push(state);
+        if let Some(e) = value {
+            let v = self.const_int(e, &expr::Env::global())?;
+            if v <= 0 {
+                return Err(Diagnostic::error(
+                    Code::BadDim,
+                    format!("dim `{}` = {v} is not a positive size", name.name),
+                )
+                .at(e.span, format!("this is {v}"))
+                .help("sizes are positive integers"));
+            }
+            self.dims[id.index()].value = Some((v as usize, e.span));
+        }
         Ok(())
     }
 

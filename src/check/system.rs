@@ -223,19 +223,22 @@ pub fn check_system(model: &Model) -> Result<(), Diagnostic> {
         let mut d = Diagnostic::error(
             Code::NotSquare,
             format!(
-                "{} equations for {} unknowns",
-                count.equations, count.unknowns
+                "{} for {}",
+                plural(count.equations, "equation"),
+                plural(count.unknowns, "unknown")
             ),
         )
         .at(span, "the system is not square");
         for p in &count.parts {
             let text = if p.unknowns > 0 {
                 format!(
-                    "{}: {} equations, {} multipliers",
-                    p.what, p.equations, p.unknowns
+                    "{}: {}, {}",
+                    p.what,
+                    plural(p.equations, "equation"),
+                    plural(p.unknowns, "multiplier")
                 )
             } else {
-                format!("{}: {} equations", p.what, p.equations)
+                format!("{}: {}", p.what, plural(p.equations, "equation"))
             };
             d = d.also(p.span, text);
         }
@@ -253,4 +256,12 @@ pub fn check_system(model: &Model) -> Result<(), Diagnostic> {
         return Err(d.help(help));
     }
     Ok(())
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }

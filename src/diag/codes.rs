@@ -208,9 +208,6 @@ every var plus one multiplier per equality constraint entry; equations come from
 unknowns. The message lists the equations and unknowns left unmatched.";
     UnusedVar = "E0504", File, "var does not appear in any condition",
 "A var that no condition mentions cannot be determined.";
-    ConflictingConditions = "E0505", File, "conditions of incompatible kinds",
-"A file states either an objective (minimize/maximize, with optional constraints), or a
-lagrangian, or conditions. Mixing them is only allowed when they mention disjoint vars.";
     ParamNoValue = "E0507", File, "param has no value",
 "A param needs a default (`param a = 1`), data (`= load(\"a.csv\")`) or --set a=VALUE.";
     DependsOnVar = "E0508", File, "param value depends on a var",
@@ -257,5 +254,6 @@ The message names the limit; library users can raise it through the compile opti
 "The statement is checked but this version of optc does not execute it; nothing is computed
 for it and no value is invented.";
     UnusedName = "W0902", File, "declared but never used",
-"The declaration is never used.";
+"A param, let or fn is declared but nothing uses it: often a typo in a later name. Remove it,
+or use it.";
 }

@@ -3,7 +3,7 @@
 use super::ast::*;
 use super::lines;
 use crate::diag::{Code, Diagnostic, Diagnostics, FileId, Span};
-use pest::iterators::{Pair, Pairs};
+use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
 use std::cell::RefCell;
@@ -30,7 +30,7 @@ pub fn parse(src: &str, file: FileId) -> Result<Program, Diagnostics> {
     };
     let mut program = Program::default();
     for pair in pairs.flatten().take(1) {
-        for stmt in pair.into_inner() {
+        for stmt in kids(pair) {
             if stmt.as_rule() == Rule::EOI {
                 continue;
             }
@@ -102,6 +102,20 @@ fn pratt() -> PrattParser<Rule> {
 
 type R<T> = Result<T, Diagnostic>;
 
+/// The children of a pair that carry meaning (keyword tokens are dropped).
+type Kids<'i> = std::vec::IntoIter<Pair<'i, Rule>>;
+
+fn kids(p: Pair<'_, Rule>) -> Kids<'_> {
+    p.into_inner()
+        .filter(|q| !is_keyword(q.as_rule()))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+fn is_keyword(r: Rule) -> bool {
+    format!("{r:?}").starts_with("k_")
+}
+
 struct Builder {
     file: FileId,
     pratt: PrattParser<Rule>,
@@ -138,12 +152,12 @@ impl Builder {
     fn stmt(&self, p: Pair<Rule>) -> R<Stmt> {
         let span = self.span(&p);
         let rule = p.as_rule();
-        let mut it = p.into_inner();
+        let mut it = kids(p);
         let kind = match rule {
             Rule::dim_stmt => {
                 let mut items = Vec::new();
                 for item in it {
-                    let mut parts = item.into_inner();
+                    let mut parts = kids(item);
                     let name = self.ident(next(&mut parts)?);
                     let value = parts.next().map(|e| self.expr(e)).transpose()?;
                     items.push((name, value));
@@ -239,7 +253,7 @@ impl Builder {
     fn pde_item(&self, q: Pair<Rule>) -> R<PdeItem> {
         let span = self.span(&q);
         let rule = q.as_rule();
-        let mut it = q.into_inner();
+        let mut it = kids(q);
         Ok(match rule {
             Rule::pde_domain => PdeItem::Domain(self.method(next(&mut it)?)?),
             Rule::pde_boundary => PdeItem::Boundary(self.method(next(&mut it)?)?),
@@ -260,7 +274,7 @@ impl Builder {
         })
     }
 
-    fn optional_name_expr(&self, it: Pairs<Rule>) -> R<(Option<Ident>, Expr)> {
+    fn optional_name_expr(&self, it: Kids) -> R<(Option<Ident>, Expr)> {
         let mut name = None;
         let mut expr = None;
         for q in it {
@@ -273,7 +287,7 @@ impl Builder {
         Ok((name, expr))
     }
 
-    fn let_parts(&self, mut it: Pairs<Rule>) -> R<(Ident, Option<Type>, Expr)> {
+    fn let_parts(&self, mut it: Kids) -> R<(Ident, Option<Type>, Expr)> {
         let name = self.ident(next(&mut it)?);
         let mut ty = None;
         let mut e = None;
@@ -286,7 +300,7 @@ impl Builder {
         Ok((name.clone(), ty, e.ok_or_else(|| self.internal(name.span))?))
     }
 
-    fn fn_def(&self, mut it: Pairs<Rule>) -> R<FnDef> {
+    fn fn_def(&self, mut it: Kids) -> R<FnDef> {
         let name = self.ident(next(&mut it)?);
         let mut params = Vec::new();
         let mut body = None;
@@ -303,7 +317,7 @@ impl Builder {
         })
     }
 
-    fn decl(&self, mut it: Pairs<Rule>) -> R<Decl> {
+    fn decl(&self, mut it: Kids) -> R<Decl> {
         let name = self.ident(next(&mut it)?);
         let mut ty = None;
         let mut clauses = Vec::new();
@@ -313,7 +327,7 @@ impl Builder {
                 ty = Some(self.ty(q)?);
                 continue;
             }
-            let mut parts = q.into_inner();
+            let mut parts = kids(q);
             let a = self.expr(next(&mut parts)?)?;
             clauses.push(match rule {
                 Rule::bound_ge => DeclClause::Ge(a),
@@ -327,12 +341,12 @@ impl Builder {
 
     fn ty(&self, q: Pair<Rule>) -> R<Type> {
         let span = self.span(&q);
-        let dims = q.into_inner().map(|e| self.expr(e)).collect::<R<_>>()?;
+        let dims = kids(q).map(|e| self.expr(e)).collect::<R<_>>()?;
         Ok(Type { dims, span })
     }
 
     fn relation(&self, q: Pair<Rule>) -> R<Relation> {
-        let mut it = q.into_inner();
+        let mut it = kids(q);
         let expr = self.expr(next(&mut it)?)?;
         let single_eq = match it.next() {
             Some(eq) => {
@@ -346,17 +360,17 @@ impl Builder {
     }
 
     fn using(&self, q: Pair<Rule>) -> R<Method> {
-        let mut it = q.into_inner();
+        let mut it = kids(q);
         self.method(next(&mut it)?)
     }
 
     fn method(&self, q: Pair<Rule>) -> R<Method> {
         let span = self.span(&q);
-        let mut it = q.into_inner();
+        let mut it = kids(q);
         let name = self.ident(next(&mut it)?);
         let mut args = Vec::new();
         for a in it {
-            let mut parts = a.into_inner();
+            let mut parts = kids(a);
             let first = next(&mut parts)?;
             if first.as_rule() == Rule::ident {
                 let value = self.expr(next(&mut parts)?)?;
@@ -376,7 +390,7 @@ impl Builder {
 
     fn derivative(&self, q: Pair<Rule>) -> R<Derivative> {
         let span = self.span(&q);
-        let mut it = q.into_inner();
+        let mut it = kids(q);
         let first = next(&mut it)?;
         let of = if first.as_rule() == Rule::derivative {
             DerivOf::Derivative(Box::new(self.derivative(first)?))
@@ -389,14 +403,14 @@ impl Builder {
 
     fn binding(&self, q: Pair<Rule>) -> R<Binding> {
         let span = self.span(&q);
-        let mut it = q.into_inner();
+        let mut it = kids(q);
         let var = self.ident(next(&mut it)?);
         let (lo, hi) = self.range(next(&mut it)?)?;
         Ok(Binding { var, lo, hi, span })
     }
 
     fn range(&self, q: Pair<Rule>) -> R<(Expr, Expr)> {
-        let mut it = q.into_inner();
+        let mut it = kids(q);
         let lo = self.expr(next(&mut it)?)?;
         let hi = self.expr(next(&mut it)?)?;
         Ok((lo, hi))
@@ -433,7 +447,7 @@ impl Builder {
             .map_prefix(|op, rhs| self.prefix(op, rhs?))
             .map_postfix(|lhs, op| self.postfix(lhs?, op))
             .map_infix(|lhs, op, rhs| self.infix(lhs?, op, rhs?))
-            .parse(p.into_inner())
+            .parse(kids(p))
     }
 
     fn primary(&self, q: Pair<Rule>) -> R<(Expr, usize)> {
@@ -487,7 +501,7 @@ impl Builder {
                 ))
             }
             Rule::call => {
-                let mut it = q.into_inner();
+                let mut it = kids(q);
                 let name = self.ident(next(&mut it)?);
                 let (args, d) = self.exprs_d(it)?;
                 check_depth(d, span)?;
@@ -500,7 +514,7 @@ impl Builder {
                 ))
             }
             Rule::comprehension => {
-                let mut it = q.into_inner();
+                let mut it = kids(q);
                 let (body, d) = self.expr_d(next(&mut it)?)?;
                 let bindings: Vec<Binding> = it.map(|b| self.binding(b)).collect::<R<_>>()?;
                 let d = d + 1;
@@ -514,7 +528,7 @@ impl Builder {
                 ))
             }
             Rule::array => {
-                let (items, d) = self.exprs_d(q.into_inner())?;
+                let (items, d) = self.exprs_d(kids(q))?;
                 check_depth(d, span)?;
                 Ok((
                     Expr {
@@ -529,7 +543,7 @@ impl Builder {
     }
 
     /// Several expressions and their largest depth plus one.
-    fn exprs_d(&self, it: Pairs<Rule>) -> R<(Vec<Expr>, usize)> {
+    fn exprs_d(&self, it: Kids) -> R<(Vec<Expr>, usize)> {
         let mut out = Vec::new();
         let mut depth = 0;
         for q in it {
@@ -550,11 +564,11 @@ impl Builder {
             Rule::plus => ExprKind::Unary(UnaryOp::Plus, Box::new(rhs)),
             Rule::not_op => ExprKind::Unary(UnaryOp::Not, Box::new(rhs)),
             Rule::sum_prefix => {
-                let bindings = op.into_inner().map(|b| self.binding(b)).collect::<R<_>>()?;
+                let bindings = kids(op).map(|b| self.binding(b)).collect::<R<_>>()?;
                 ExprKind::Sum(bindings, Box::new(rhs))
             }
             Rule::if_prefix => {
-                let mut it = op.into_inner();
+                let mut it = kids(op);
                 let (c, dc) = self.expr_d(next(&mut it)?)?;
                 let (a, da) = self.expr_d(next(&mut it)?)?;
                 d = d.max(dc + 1).max(da + 1);
@@ -574,7 +588,7 @@ impl Builder {
             Rule::transpose => ExprKind::Transpose(Box::new(lhs)),
             _ => {
                 let mut args = Vec::new();
-                for a in op.into_inner() {
+                for a in kids(op) {
                     args.push(match a.as_rule() {
                         Rule::full => IndexArg::Full(self.span(&a)),
                         Rule::range => {
@@ -660,7 +674,7 @@ fn sense(p: Pair<Rule>) -> Sense {
     }
 }
 
-fn next<'i>(it: &mut Pairs<'i, Rule>) -> R<Pair<'i, Rule>> {
+fn next<'i>(it: &mut Kids<'i>) -> R<Pair<'i, Rule>> {
     it.next().ok_or_else(|| {
         Diagnostic::error(Code::Syntax, "incomplete statement")
             .help("this is a bug in optc; please report the file")
@@ -668,7 +682,7 @@ fn next<'i>(it: &mut Pairs<'i, Rule>) -> R<Pair<'i, Rule>> {
 }
 
 fn one(p: Pair<Rule>) -> R<Pair<Rule>> {
-    let mut it = p.into_inner();
+    let mut it = kids(p);
     next(&mut it)
 }
 
@@ -680,7 +694,22 @@ fn pest_error(e: pest::error::Error<Rule>, text: &str, file: FileId) -> Diagnost
         InputLocation::Span((s, _)) => s,
     };
     let ch = text.get(pos..).and_then(|s| s.chars().next());
-    let end = pos + ch.map(|c| c.len_utf8()).unwrap_or(0);
+    // Show a whole word when the parser stopped at one.
+    let word_len = text
+        .get(pos..)
+        .map(|t| {
+            t.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .map(char::len_utf8)
+                .sum::<usize>()
+        })
+        .unwrap_or(0);
+    let end = pos
+        + if word_len > 0 {
+            word_len
+        } else {
+            ch.map(|c| c.len_utf8()).unwrap_or(0)
+        };
     let span = Span::new(file, pos, end);
     if let ErrorVariant::CustomError { message } = &e.variant {
         if message.contains("stack") || message.contains("limit") {
@@ -711,6 +740,7 @@ fn pest_error(e: pest::error::Error<Rule>, text: &str, file: FileId) -> Diagnost
     let found = match ch {
         None => "end of file".to_string(),
         Some('\n') => "end of line".to_string(),
+        Some(_) if word_len > 0 => format!("`{}`", &text[pos..pos + word_len]),
         Some(c) => format!("`{c}`"),
     };
     let (msg, help) = if expected.is_empty() {
@@ -746,6 +776,9 @@ fn join_or(items: &[String]) -> String {
     }
 }
 
+const STATEMENT: &str =
+    "a statement (dim, param, var, let, fn, use, minimize, maximize, subject to, lagrangian, condition, solve, derive, tune, print or pde)";
+
 fn rule_name(r: Rule) -> Option<&'static str> {
     Some(match r {
         Rule::dim_stmt
@@ -762,7 +795,33 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         | Rule::derive_stmt
         | Rule::tune_stmt
         | Rule::print_stmt
-        | Rule::pde_stmt => "a statement",
+        | Rule::pde_stmt
+        | Rule::file
+        | Rule::sense
+        | Rule::k_dim
+        | Rule::k_param
+        | Rule::k_var
+        | Rule::k_let
+        | Rule::k_fn
+        | Rule::k_use
+        | Rule::k_subject
+        | Rule::k_lagrangian
+        | Rule::k_condition
+        | Rule::k_solve
+        | Rule::k_derive
+        | Rule::k_tune
+        | Rule::k_print
+        | Rule::k_pde => STATEMENT,
+        Rule::k_using => "`using`",
+        Rule::k_in => "`in`",
+        Rule::k_to => "`to`",
+        Rule::k_then => "`then`",
+        Rule::k_else => "`else`",
+        Rule::k_for => "`for`",
+        Rule::k_real => "a type (`real` or `real[n, ...]`)",
+        Rule::k_domain | Rule::k_boundary => {
+            "a pde item (domain, lagrangian, source, boundary, exact)"
+        }
         Rule::pde_domain | Rule::pde_boundary | Rule::pde_fn => {
             "a pde item (domain, lagrangian, source, boundary, exact)"
         }
@@ -794,8 +853,6 @@ fn rule_name(r: Rule) -> Option<&'static str> {
             "`=`, `>=`, `<=` or `in [a, b]`"
         }
         Rule::single_eq => "`==`",
-        Rule::sense => "`minimize` or `maximize`",
-        Rule::string => "a string",
         _ => return None,
     })
 }
