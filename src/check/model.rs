@@ -112,7 +112,7 @@ pub enum TKind {
     Reduce(ReduceOp, T),
     /// `[body for s₁ in lo₁.., s₂ …]`: static ranges, shape = lengths ++ shape(body).
     Comprehension(Vec<(IndexSym, i64, usize)>, T),
-    /// `[a, b, ...]`: shape = [k] ++ shape(a).
+    /// `[a, b, ...]`: shape = `[k] ++ shape(a)`.
     Stack(Vec<T>),
     /// ∂e/∂v: shape(v) for a scalar e.
     Grad(T, Wrt),
