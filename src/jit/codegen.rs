@@ -221,7 +221,7 @@ fn cost(s: &Stmt) -> usize {
 fn split(body: &[Stmt]) -> Vec<std::ops::Range<usize>> {
     let total: usize = body.iter().map(cost).sum();
     if total <= CHUNK {
-        return vec![0..body.len()];
+        return std::iter::once(0..body.len()).collect();
     }
     let mut out = Vec::new();
     let mut start = 0;
