@@ -295,6 +295,28 @@ impl Model {
         })
     }
 
+    /// Compiles ∂_θF·t and uᵀ∂_θF for one param (once) and returns its tensor, for use
+    /// with [`SystemFns::param_jvp`] and [`SystemFns::param_vjp`].
+    pub fn param_fns(&mut self, name: &str) -> Result<TensorId, Diagnostic> {
+        let id = self.checked.param_by_name(name).ok_or_else(|| {
+            Diagnostic::error(
+                crate::diag::Code::NotAParam,
+                format!("no param named `{name}`"),
+            )
+        })?;
+        let t = self.program.params[id.index()];
+        self.system_fns()?;
+        if let (Some(sys), Some(fns)) = (self.system.as_ref(), self.fns.as_mut()) {
+            fns.ensure_param(&mut self.program, sys, t)?;
+        }
+        Ok(t)
+    }
+
+    /// The compiled system functions, if built (see [`Model::system_fns`]).
+    pub fn fns(&self) -> Option<&SystemFns> {
+        self.fns.as_ref()
+    }
+
     /// Whether the last solve converged (derivatives are taken at its solution).
     pub fn is_solved(&self) -> bool {
         self.solved.is_some()

@@ -180,7 +180,16 @@ impl Checker<'_> {
             .also(b.span, format!("this is {}", shape_str(&b.shape)))
             .help("elementwise operations need equal shapes or a scalar on one side"));
         };
-        let ty = if op.is_boolean() { Ty::Bool } else { Ty::Real };
+        let ty = if op.is_boolean() {
+            Ty::Bool
+        } else if (a.ty == Ty::Row || a.shape.is_empty())
+            && (b.ty == Ty::Row || b.shape.is_empty())
+            && (a.ty == Ty::Row || b.ty == Ty::Row)
+        {
+            Ty::Row
+        } else {
+            Ty::Real
+        };
         self.mk(TKind::Binary(op, a, b), shape, ty, span)
     }
 
@@ -222,9 +231,17 @@ impl Checker<'_> {
             ExprKind::Transpose(a) => {
                 let t = self.expr(a, env)?;
                 self.real(&t)?;
+                if t.ty == Ty::Row {
+                    // (x')' is x again.
+                    let n = t.shape[1];
+                    return self.real_node(TKind::Transpose(t), vec![n], e.span);
+                }
                 let shape = match t.shape.as_slice() {
                     [] => return Ok(t),
-                    [n] => vec![1, *n],
+                    [n] => {
+                        let n = *n;
+                        return self.mk(TKind::Transpose(t), vec![1, n], Ty::Row, e.span);
+                    }
                     [m, n] => vec![*n, *m],
                     _ => {
                         return Err(Diagnostic::error(Code::IndexRank, "transpose of a tensor of rank above 2")
@@ -442,9 +459,10 @@ impl Checker<'_> {
         match (a.shape.as_slice(), b.shape.as_slice()) {
             ([m, k], [k2, n]) if k == k2 => {
                 let shape = vec![*m, *n];
-                self.real_node(TKind::MatMul(a, b), shape, span)
+                let ty = if a.ty == Ty::Row { Ty::Row } else { Ty::Real };
+                self.mk(TKind::MatMul(a, b), shape, ty, span)
             }
-            ([1, k], [k2]) if k == k2 => {
+            ([1, k], [k2]) if k == k2 && a.ty == Ty::Row => {
                 // A row vector times a vector is a number: x'*y.
                 let prod = self.real_node(TKind::MatMul(a, b), vec![1], span)?;
                 self.real_node(TKind::Index(prod, vec![TIndex::At(Affine::constant(1))]), vec![], span)

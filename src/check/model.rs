@@ -39,6 +39,9 @@ pub type Affine = crate::affine::Affine<IndexSym>;
 pub enum Ty {
     Real,
     Bool,
+    /// A real row vector `[1, n]` made by transposing a vector (like Julia's adjoint):
+    /// row·vector is a number, and transposing it again gives the vector back.
+    Row,
 }
 
 /// A typed tensor expression. Children are shared (`Arc`): a `fn` argument used twice in the

@@ -231,9 +231,11 @@ impl<'a> Lowerer<'a> {
                 let p = self.g().mul(x, y);
                 self.g().sum(l, p)
             }
-            TKind::Transpose(a) => match a.shape.len() {
+            TKind::Transpose(a) => match (a.shape.len(), t.shape.len()) {
                 // [n] → [1, n]: the row index is always 1.
-                1 => self.at(a, &idx[1..2])?,
+                (1, _) => self.at(a, &idx[1..2])?,
+                // A row vector [1, n] transposed back to the vector [n].
+                (2, 1) => self.at(a, &[Affine::constant(1), idx[0].clone()])?,
                 _ => self.at(a, &[idx[1].clone(), idx[0].clone()])?,
             },
             TKind::Index(a, positions) => {

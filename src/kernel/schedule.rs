@@ -40,6 +40,8 @@ struct Scheduler<'g> {
     temps: HashMap<NodeId, Temp>,
     n_locals: u32,
     has_reduce: HashMap<NodeId, bool>,
+    loads_cache: HashMap<NodeId, Vec<NodeId>>,
+    provable_cache: HashMap<(NodeId, usize), bool>,
 }
 
 /// Schedules the outputs into one kernel.
@@ -57,6 +59,8 @@ pub fn schedule(g: &Graph, outputs: &[Output], name: &str) -> Result<Kernel, Str
         temps: HashMap::new(),
         n_locals: 0,
         has_reduce: HashMap::new(),
+        loads_cache: HashMap::new(),
+        provable_cache: HashMap::new(),
     };
     let roots: Vec<NodeId> = outputs.iter().map(|o| o.expr.body).collect();
     for n in g.reachable(&roots) {
@@ -190,21 +194,29 @@ impl Scheduler<'_> {
     }
 
     fn value(&mut self, n: NodeId, scope: usize) -> Result<Operand, String> {
+        Ok(self.place(n, scope)?.0)
+    }
+
+    /// Computes `n` for use in `scope`: in the outermost frame where its variables are bound
+    /// **and its loads are provably in bounds** (an enclosing loop's non-emptiness can be what
+    /// keeps an index in range, so such loads must not be hoisted out of it). Returns the
+    /// operand and the position in the chain where it was placed.
+    fn place(&mut self, n: NodeId, scope: usize) -> Result<(Operand, usize), String> {
         if let Node::Const(c) = self.g.node(n) {
-            return Ok(Operand::Const(c.0));
+            return Ok((Operand::Const(c.0), 0));
         }
         let chain = self.chain(scope);
-        for &f in chain.iter().rev() {
+        for (pos, &f) in chain.iter().enumerate().rev() {
             if let Some(&op) = self.frames[f].memo.get(&n) {
-                return Ok(op);
+                return Ok((op, pos));
             }
         }
         let ctx = self.closure(self.g.free_vars(n));
         // The deepest frame binding a variable of the context.
-        let mut level = 0;
+        let mut lf = 0;
         for (p, &f) in chain.iter().enumerate() {
             if self.frames[f].var.is_some_and(|v| ctx.contains(&v)) {
-                level = p;
+                lf = p;
             }
         }
         let bound: BTreeSet<IndexVar> = chain.iter().filter_map(|&f| self.frames[f].var).collect();
@@ -214,61 +226,142 @@ impl Scheduler<'_> {
                 self.g.var(*v).name
             ));
         }
-        let target = chain[level];
-        let recomputed = chain[1..=level]
+        let recomputed = chain[1..=lf]
             .iter()
             .any(|&f| self.frames[f].var.is_some_and(|v| !ctx.contains(&v)));
-        let op = if recomputed && self.has_reduce.get(&n).copied().unwrap_or(false) {
+        if recomputed
+            && self.has_reduce.get(&n).copied().unwrap_or(false)
+            && self.loads_safe(n, &chain[..1])
+        {
             let (buf, offset) = self.materialize(n, &ctx)?;
             let dst = self.local();
+            let target = chain[lf];
             self.frames[target]
                 .stmts
                 .push(Stmt::Inst(Inst::Load { dst, buf, offset }));
-            Operand::Local(dst)
-        } else {
-            self.compute(n, target)?
-        };
-        self.frames[target].memo.insert(n, op);
-        Ok(op)
+            let op = Operand::Local(dst);
+            self.frames[target].memo.insert(n, op);
+            return Ok((op, lf));
+        }
+        let (op, level) = self.compute(n, &chain, lf)?;
+        self.frames[chain[level]].memo.insert(n, op);
+        Ok((op, level))
     }
 
-    fn compute(&mut self, n: NodeId, f: usize) -> Result<Operand, String> {
+    /// Are all loads under `n` provably in bounds inside the loops of `chain` (plus the
+    /// loops of their own variables)?
+    fn loads_safe(&mut self, n: NodeId, chain: &[usize]) -> bool {
+        let loads = self.loads_in(n);
+        loads.iter().all(|&l| self.provable(l, chain))
+    }
+
+    /// The loads reachable from `n` (cached).
+    fn loads_in(&mut self, n: NodeId) -> Vec<NodeId> {
+        if let Some(v) = self.loads_cache.get(&n) {
+            return v.clone();
+        }
+        let v: Vec<NodeId> = self
+            .g
+            .reachable(&[n])
+            .into_iter()
+            .filter(|&m| matches!(self.g.node(m), Node::Load(..)))
+            .collect();
+        self.loads_cache.insert(n, v.clone());
+        v
+    }
+
+    /// Is a load in bounds for every iteration of the loops in `chain`, inside the loops of
+    /// its own variables?
+    fn provable(&mut self, load: NodeId, chain: &[usize]) -> bool {
+        let key = (load, *chain.last().unwrap_or(&0));
+        if let Some(&b) = self.provable_cache.get(&key) {
+            return b;
+        }
+        let Node::Load(t, idx) = self.g.node(load).clone() else {
+            return true;
+        };
+        let shape = self.g.tensor(t).shape.clone();
+        let mut dom = Domain::new();
+        let mut seen: BTreeSet<IndexVar> = BTreeSet::new();
+        for &f in chain {
+            if let Some(v) = self.frames[f].var {
+                let info = self.g.var(v);
+                dom.push(v, info.lo.clone(), info.hi.clone());
+                seen.insert(v);
+            }
+        }
+        let inner: BTreeSet<IndexVar> = self
+            .closure(self.g.free_vars(load))
+            .into_iter()
+            .filter(|v| !seen.contains(v))
+            .collect();
+        for v in self.topo(&inner) {
+            let info = self.g.var(v);
+            dom.push(v, info.lo.clone(), info.hi.clone());
+        }
+        dom.tighten();
+        let ok = idx.iter().zip(&shape).all(|(a, &size)| {
+            matches!((dom.min(a), dom.max(a)), (Some(lo), Some(hi)) if lo >= 1 && hi <= size as i64)
+        });
+        self.provable_cache.insert(key, ok);
+        ok
+    }
+
+    /// Emits `n` at the outermost safe position ≥ `lf` of `chain`; returns where it went.
+    fn compute(
+        &mut self,
+        n: NodeId,
+        chain: &[usize],
+        lf: usize,
+    ) -> Result<(Operand, usize), String> {
+        let scope = *chain.last().unwrap_or(&0);
         let node = self.g.node(n).clone();
-        let inst = match node {
-            Node::Const(c) => return Ok(Operand::Const(c.0)),
+        let (inst, level) = match node {
+            Node::Const(c) => return Ok((Operand::Const(c.0), 0)),
             Node::Load(t, idx) => {
+                let level = (lf..chain.len())
+                    .find(|&p| self.provable(n, &chain[..=p]))
+                    .unwrap_or(chain.len() - 1);
                 let buf = self.tensor_buf(t);
                 let shape = self.g.tensor(t).shape.clone();
                 let offset = row_major(&shape, &idx);
                 let dst = self.local();
-                Inst::Load { dst, buf, offset }
+                (Inst::Load { dst, buf, offset }, level)
             }
             Node::Index(v) => {
                 let dst = self.local();
-                Inst::Index {
-                    dst,
-                    value: IExpr::sym(v),
-                }
+                (
+                    Inst::Index {
+                        dst,
+                        value: IExpr::sym(v),
+                    },
+                    lf,
+                )
             }
             Node::Unary(op, a) => {
-                let a = self.value(a, f)?;
+                let (a, la) = self.place(a, scope)?;
                 let dst = self.local();
-                Inst::Unary { dst, op, a }
+                (Inst::Unary { dst, op, a }, lf.max(la))
             }
             Node::Binary(op, a, b) => {
-                let a = self.value(a, f)?;
-                let b = self.value(b, f)?;
+                let (a, la) = self.place(a, scope)?;
+                let (b, lb) = self.place(b, scope)?;
                 let dst = self.local();
-                Inst::Binary { dst, op, a, b }
+                (Inst::Binary { dst, op, a, b }, lf.max(la).max(lb))
             }
             Node::Select(c, a, b) => {
-                let c = self.value(c, f)?;
-                let a = self.value(a, f)?;
-                let b = self.value(b, f)?;
+                let (c, lc) = self.place(c, scope)?;
+                let (a, la) = self.place(a, scope)?;
+                let (b, lb) = self.place(b, scope)?;
                 let dst = self.local();
-                Inst::Select { dst, c, a, b }
+                (Inst::Select { dst, c, a, b }, lf.max(lc).max(la).max(lb))
             }
             Node::Reduce(op, v, body) => {
+                // The loop goes where every load of its body is provably in bounds.
+                let level = (lf..chain.len())
+                    .find(|&p| self.loads_safe(n, &chain[..=p]))
+                    .unwrap_or(chain.len() - 1);
+                let f = chain[level];
                 let acc = self.local();
                 self.frames[f].stmts.push(Stmt::Init {
                     dst: acc,
@@ -280,7 +373,7 @@ impl Scheduler<'_> {
                     .stmts
                     .push(Stmt::Accum { dst: acc, op, a: b });
                 self.close(r);
-                return Ok(Operand::Local(acc));
+                return Ok((Operand::Local(acc), level));
             }
         };
         let dst = match &inst {
@@ -290,8 +383,8 @@ impl Scheduler<'_> {
             | Inst::Binary { dst, .. }
             | Inst::Select { dst, .. } => *dst,
         };
-        self.frames[f].stmts.push(Stmt::Inst(inst));
-        Ok(Operand::Local(dst))
+        self.frames[chain[level]].stmts.push(Stmt::Inst(inst));
+        Ok((Operand::Local(dst), level))
     }
 
     /// Computes `n` into a temporary over its context variables (once, at the top of the
@@ -347,8 +440,10 @@ impl Scheduler<'_> {
 
     /// Computes `n` in `scope` without consulting the materialization rule for `n` itself.
     fn compute_fresh(&mut self, n: NodeId, scope: usize) -> Result<Operand, String> {
-        let op = self.compute(n, scope)?;
-        self.frames[scope].memo.insert(n, op);
+        let chain = self.chain(scope);
+        let lf = chain.len() - 1;
+        let (op, level) = self.compute(n, &chain, lf)?;
+        self.frames[chain[level]].memo.insert(n, op);
         Ok(op)
     }
 
