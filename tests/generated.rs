@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)]
 //! Generated programs: random well-typed models (scalars, vectors, matrices, sums with
 //! dependent ranges, index offsets, comprehensions, selects, nested fns, every builtin),
 //! checked for what must hold whatever the program:
@@ -443,7 +444,7 @@ fn generated_programs_satisfy_the_derivative_identities() {
     let cases: u64 = std::env::var("OPTC_GEN_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(2000);
     let mut stats = Stats::default();
     let mut failures = Vec::new();
     for seed in 1..=cases {
