@@ -7,7 +7,7 @@
 use crate::api::State;
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{Graph, NodeId, Program, TensorExpr, TensorId, TensorInfo, TensorKind};
-use crate::kernel::{self, Kernel, Output};
+use crate::kernel::{self, GradOutput, Kernel, Output};
 use crate::system::System;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,20 +53,79 @@ impl Engine for InterpEngine {
     }
 }
 
-/// Schedules, verifies and compiles tensor expressions into one function.
+/// What one compiled function computes: tensor outputs, then scatter-form gradients
+/// (numbered after them).
+#[derive(Clone, Debug, Default)]
+pub struct FnSpec {
+    pub outputs: Vec<Output>,
+    pub grads: Vec<GradOutput>,
+}
+
+impl FnSpec {
+    pub fn tensors(outputs: Vec<(String, TensorExpr)>) -> FnSpec {
+        FnSpec {
+            outputs: outputs
+                .into_iter()
+                .map(|(name, expr)| Output { name, expr })
+                .collect(),
+            grads: Vec::new(),
+        }
+    }
+
+    /// Every IR node the function reads.
+    pub fn roots(&self) -> Vec<NodeId> {
+        let mut r: Vec<NodeId> = self.outputs.iter().map(|o| o.expr.body).collect();
+        r.extend(
+            self.grads
+                .iter()
+                .flat_map(|g| g.terms.iter().map(|t| t.value)),
+        );
+        r
+    }
+
+    /// The entries of each output, in order.
+    pub fn lens(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .outputs
+            .iter()
+            .map(|o| o.expr.shape.iter().product())
+            .collect();
+        v.extend(self.grads.iter().map(|g| g.shape.iter().product::<usize>()));
+        v
+    }
+}
+
+/// ∂f/∂w for each named tensor, in scatter form; falls back to gather form (a tensor output
+/// per gradient) when `f` has free index variables.
+fn gradients(g: &mut Graph, f: NodeId, wrts: &[(String, TensorId)]) -> FnSpec {
+    let tensors: Vec<TensorId> = wrts.iter().map(|w| w.1).collect();
+    match crate::diff::scatter_grads(g, f, &tensors) {
+        Some(terms) => FnSpec {
+            outputs: Vec::new(),
+            grads: wrts
+                .iter()
+                .map(|(name, t)| GradOutput {
+                    name: name.clone(),
+                    shape: g.tensor(*t).shape.clone(),
+                    terms: terms.iter().filter(|x| x.tensor == *t).cloned().collect(),
+                })
+                .collect(),
+        },
+        None => FnSpec::tensors(
+            wrts.iter()
+                .map(|(name, t)| (name.clone(), crate::diff::grad(g, f, *t)))
+                .collect(),
+        ),
+    }
+}
+
+/// Schedules, verifies and compiles a function.
 pub fn build(
     engine: &dyn Engine,
     g: &Graph,
-    outputs: &[(String, TensorExpr)],
+    spec: &FnSpec,
     name: &str,
 ) -> Result<Arc<dyn KernelFn>, Diagnostic> {
-    let outs: Vec<Output> = outputs
-        .iter()
-        .map(|(n, e)| Output {
-            name: n.clone(),
-            expr: e.clone(),
-        })
-        .collect();
     let internal = |m: String| {
         Diagnostic::error(
             Code::Unsupported,
@@ -74,7 +133,7 @@ pub fn build(
         )
         .help("this is a bug in optc; please report the file")
     };
-    let k = kernel::schedule(g, &outs, name).map_err(internal)?;
+    let k = kernel::schedule_with(g, &spec.outputs, &spec.grads, name).map_err(internal)?;
     kernel::verify(&k).map_err(internal)?;
     engine.compile(k).map_err(internal)
 }
@@ -118,6 +177,8 @@ struct ParamFns {
 /// The compiled functions of a system.
 pub struct SystemFns {
     pub layout: Layout,
+    /// What each compiled function computes, by name (for `optc emit --stats`).
+    pub sources: Vec<(String, FnSpec)>,
     residual: Arc<dyn KernelFn>,
     jvp: Arc<dyn KernelFn>,
     vjp: Arc<dyn KernelFn>,
@@ -141,6 +202,11 @@ pub struct SystemFns {
 
 impl SystemFns {
     /// Compiles F, ∂ₓF·v, uᵀ∂ₓF and (with an objective) f, ∇f.
+    ///
+    /// When F is the gradient of a Lagrangian L (stationarity without constraints), F, the
+    /// HVP and the VJP are all compiled as *scatter-form gradients*: F = ∇L, J·v = ∇(∂L·v),
+    /// uᵀJ = ∇(∂L·u) by symmetry — each costs a small multiple of L. Otherwise F is compiled
+    /// as written, J·v in forward mode, and uᵀJ as the scatter gradient of Σ u·F.
     pub fn new(
         engine: Arc<dyn Engine>,
         prog: &mut Program,
@@ -169,11 +235,10 @@ impl SystemFns {
             .enumerate()
             .map(|(k, b)| input_tensor(g, format!("u{}", k + 1), &b.expr.shape))
             .collect();
-        let residual_outs: Vec<(String, TensorExpr)> = sys
-            .blocks
+        let named: Vec<(String, TensorId)> = sys
+            .unknowns
             .iter()
-            .enumerate()
-            .map(|(k, b)| (format!("F{}", k + 1), b.expr.clone()))
+            .map(|u| (u.name.clone(), u.tensor))
             .collect();
         let seeds: Vec<(TensorId, TensorId)> = sys
             .unknowns
@@ -181,41 +246,71 @@ impl SystemFns {
             .map(|u| u.tensor)
             .zip(dirs.iter().copied())
             .collect();
-        let jvp_outs: Vec<(String, TensorExpr)> = sys
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(k, b)| (format!("JF{}", k + 1), crate::diff::jvp(g, &b.expr, &seeds)))
-            .collect();
-        let phi = contraction(g, sys, &cots);
-        let vjp_outs: Vec<(String, TensorExpr)> = sys
-            .unknowns
-            .iter()
-            .map(|u| {
-                (
-                    format!("uJ_{}", u.name),
-                    crate::diff::grad(g, phi, u.tensor),
-                )
-            })
-            .collect();
-        let residual = build(&*engine, g, &residual_outs, "residual")?;
-        let jvp = build(&*engine, g, &jvp_outs, "jvp")?;
-        let vjp = build(&*engine, g, &vjp_outs, "vjp")?;
-        let objective_grad = sys.kind == crate::system::SystemKind::Stationarity;
-        let objective = match sys.objective {
-            Some(f) if objective_grad => {
-                let mut outs = vec![("f".to_string(), scalar(f))];
-                for b in &sys.blocks {
-                    outs.push((b.name.clone(), b.expr.clone()));
-                }
-                Some(build(&*engine, g, &outs, "objective")?)
+        let symmetric = sys.kind == crate::system::SystemKind::Stationarity
+            && sys.lagrangian.is_some_and(|l| g.free_vars(l).is_empty())
+            && sys.blocks.len() == sys.unknowns.len()
+            && sys
+                .blocks
+                .iter()
+                .zip(&sys.unknowns)
+                .all(|(b, u)| b.expr.shape == u.shape);
+        let (residual_spec, jvp_spec, vjp_spec) = match (symmetric, sys.lagrangian) {
+            (true, Some(l)) => {
+                let r = gradients(g, l, &named);
+                let tl = crate::diff::jvp_nodes(g, &[l], &seeds)[0];
+                let j = gradients(g, tl, &named);
+                let cot_seeds: Vec<(TensorId, TensorId)> = sys
+                    .unknowns
+                    .iter()
+                    .map(|u| u.tensor)
+                    .zip(cots.iter().copied())
+                    .collect();
+                let ul = crate::diff::jvp_nodes(g, &[l], &cot_seeds)[0];
+                let v = gradients(g, ul, &named);
+                (r, j, v)
             }
-            Some(f) => Some(build(
-                &*engine,
-                g,
-                &[("f".to_string(), scalar(f))],
-                "objective",
-            )?),
+            _ => {
+                let r = FnSpec::tensors(
+                    sys.blocks
+                        .iter()
+                        .enumerate()
+                        .map(|(k, b)| (format!("F{}", k + 1), b.expr.clone()))
+                        .collect(),
+                );
+                let j = FnSpec::tensors(
+                    sys.blocks
+                        .iter()
+                        .enumerate()
+                        .map(|(k, b)| {
+                            (format!("JF{}", k + 1), crate::diff::jvp(g, &b.expr, &seeds))
+                        })
+                        .collect(),
+                );
+                let phi = contraction(g, sys, &cots);
+                let v = gradients(g, phi, &named);
+                (r, j, v)
+            }
+        };
+        let residual = build(&*engine, g, &residual_spec, "residual")?;
+        let jvp = build(&*engine, g, &jvp_spec, "jvp")?;
+        let vjp = build(&*engine, g, &vjp_spec, "vjp")?;
+        let mut sources = vec![
+            ("F".to_string(), residual_spec.clone()),
+            ("∂F·v".to_string(), jvp_spec),
+            ("uᵀ∂F".to_string(), vjp_spec),
+        ];
+        let objective_grad = symmetric;
+        let objective = match sys.objective {
+            Some(f) => {
+                let mut spec = FnSpec::tensors(vec![("f".to_string(), scalar(f))]);
+                sources.insert(0, ("f".to_string(), spec.clone()));
+                if objective_grad {
+                    spec.outputs.extend(residual_spec.outputs.iter().cloned());
+                    spec.grads.extend(residual_spec.grads.iter().cloned());
+                    sources.insert(1, ("f, ∇f".to_string(), spec.clone()));
+                }
+                Some(build(&*engine, g, &spec, "objective")?)
+            }
             None => None,
         };
         let mut cons_layout = Vec::new();
@@ -228,16 +323,18 @@ impl SystemFns {
         let cons = if sys.constraints.is_empty() {
             None
         } else {
-            let outs: Vec<(String, TensorExpr)> = sys
-                .constraints
-                .iter()
-                .map(|c| (format!("g_{}", c.name), c.g.clone()))
-                .collect();
-            let jouts: Vec<(String, TensorExpr)> = sys
-                .constraints
-                .iter()
-                .map(|c| (format!("dg_{}", c.name), crate::diff::jvp(g, &c.g, &seeds)))
-                .collect();
+            let outs = FnSpec::tensors(
+                sys.constraints
+                    .iter()
+                    .map(|c| (format!("g_{}", c.name), c.g.clone()))
+                    .collect(),
+            );
+            let jouts = FnSpec::tensors(
+                sys.constraints
+                    .iter()
+                    .map(|c| (format!("dg_{}", c.name), crate::diff::jvp(g, &c.g, &seeds)))
+                    .collect(),
+            );
             Some((
                 build(&*engine, g, &outs, "constraints")?,
                 build(&*engine, g, &jouts, "constraints_jvp")?,
@@ -245,6 +342,7 @@ impl SystemFns {
         };
         Ok(SystemFns {
             layout,
+            sources,
             cons,
             cons_layout,
             residual,
@@ -275,21 +373,24 @@ impl SystemFns {
         let shape = g.tensor(param).shape.clone();
         let name = g.tensor(param).name.clone();
         let dir = input_tensor(g, format!("d_{name}"), &shape);
-        let jvp_outs: Vec<(String, TensorExpr)> = sys
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(k, b)| {
-                (
-                    format!("dF{}", k + 1),
-                    crate::diff::jvp(g, &b.expr, &[(param, dir)]),
-                )
-            })
-            .collect();
+        let jvp_spec = FnSpec::tensors(
+            sys.blocks
+                .iter()
+                .enumerate()
+                .map(|(k, b)| {
+                    (
+                        format!("dF{}", k + 1),
+                        crate::diff::jvp(g, &b.expr, &[(param, dir)]),
+                    )
+                })
+                .collect(),
+        );
         let phi = contraction(g, sys, &self.cots);
-        let vjp_outs = vec![(format!("uF_{name}"), crate::diff::grad(g, phi, param))];
-        let jvp = build(&*self.engine, g, &jvp_outs, &format!("dF_d{name}"))?;
-        let vjp = build(&*self.engine, g, &vjp_outs, &format!("uF_d{name}"))?;
+        let vjp_spec = gradients(g, phi, &[(format!("uF_{name}"), param)]);
+        let jvp = build(&*self.engine, g, &jvp_spec, &format!("dF_d{name}"))?;
+        let vjp = build(&*self.engine, g, &vjp_spec, &format!("uF_d{name}"))?;
+        self.sources.push((format!("∂F/∂{name}·t"), jvp_spec));
+        self.sources.push((format!("uᵀ∂F/∂{name}"), vjp_spec));
         self.params.insert(
             param,
             ParamFns {
@@ -572,25 +673,36 @@ impl ExprFns {
             .map(|u| u.tensor)
             .zip(fns.dirs.iter().copied())
             .collect();
-        let value = build(&*engine, g, &[("e".into(), e.clone())], "e")?;
+        let value = build(
+            &*engine,
+            g,
+            &FnSpec::tensors(vec![("e".into(), e.clone())]),
+            "e",
+        )?;
         let je = crate::diff::jvp(g, e, &seeds);
-        let jvp_z = build(&*engine, g, &[("Ez_v".into(), je)], "e_jvp")?;
+        let jvp_z = build(
+            &*engine,
+            g,
+            &FnSpec::tensors(vec![("Ez_v".into(), je)]),
+            "e_jvp",
+        )?;
         let phi = crate::diff::contract(g, e, cot);
-        let vz: Vec<(String, TensorExpr)> = sys
+        let named: Vec<(String, TensorId)> = sys
             .unknowns
             .iter()
-            .map(|u| {
-                (
-                    format!("uEz_{}", u.name),
-                    crate::diff::grad(g, phi, u.tensor),
-                )
-            })
+            .map(|u| (format!("uEz_{}", u.name), u.tensor))
             .collect();
-        let vjp_z = build(&*engine, g, &vz, "e_vjp")?;
+        let vjp_spec = gradients(g, phi, &named);
+        let vjp_z = build(&*engine, g, &vjp_spec, "e_vjp")?;
         let jp = crate::diff::jvp(g, e, &[(param, dir_p)]);
-        let jvp_p = build(&*engine, g, &[("Ep_t".into(), jp)], "e_param_jvp")?;
-        let gp = crate::diff::grad(g, phi, param);
-        let vjp_p = build(&*engine, g, &[("uEp".into(), gp)], "e_param_vjp")?;
+        let jvp_p = build(
+            &*engine,
+            g,
+            &FnSpec::tensors(vec![("Ep_t".into(), jp)]),
+            "e_param_jvp",
+        )?;
+        let gp_spec = gradients(g, phi, &[("uEp".into(), param)]);
+        let vjp_p = build(&*engine, g, &gp_spec, "e_param_vjp")?;
         let second = if second {
             let mut all = seeds.clone();
             all.push((param, dir_p));
@@ -606,8 +718,13 @@ impl ExprFns {
             let t1 = crate::diff::jvp(g, e, &all);
             let e2 = crate::diff::jvp(g, &t1, &all);
             Some((
-                build(&*engine, g, &f2, "F_second")?,
-                build(&*engine, g, &[("e2".into(), e2)], "e_second")?,
+                build(&*engine, g, &FnSpec::tensors(f2), "F_second")?,
+                build(
+                    &*engine,
+                    g,
+                    &FnSpec::tensors(vec![("e2".into(), e2)]),
+                    "e_second",
+                )?,
             ))
         } else {
             None

@@ -10,7 +10,7 @@ mod reverse;
 mod rules;
 
 pub use forward::{jvp, jvp_nodes};
-pub use reverse::{grad, grads};
+pub use reverse::{grad, grads, scatter_grads, ScatterTerm};
 
 use crate::ir::{Graph, Node, NodeId, TensorExpr, TensorId};
 

@@ -108,18 +108,79 @@ impl Reverse<'_> {
     }
 }
 
+/// One term of a gradient in scatter form: for every point of the loop nest over `vars`
+/// (outer first), `∂f/∂tensor[idx] += value`. This is the transposition of one load.
+#[derive(Clone, Debug)]
+pub struct ScatterTerm {
+    pub tensor: TensorId,
+    pub idx: Vec<Affine>,
+    pub value: NodeId,
+    pub vars: Vec<IndexVar>,
+}
+
+/// The gradient of a closed scalar `f` with respect to several tensors, as scatter terms:
+/// the kernel runs each term's loop nest once and accumulates into the adjoint buffers, so
+/// work shared by several loads (both ends of a pair) is done once. `None` if `f` has free
+/// index variables.
+pub fn scatter_grads(g: &mut Graph, f: NodeId, wrts: &[TensorId]) -> Option<Vec<ScatterTerm>> {
+    if !g.free_vars(f).is_empty() {
+        return None;
+    }
+    let Some((mut r, leaves)) = sweep(g, f, wrts) else {
+        return Some(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (leaf, a) in leaves {
+        let Node::Load(t, idx) = r.g.node(leaf).clone() else {
+            continue;
+        };
+        let lctx = r.ctx(leaf);
+        let vars = r.topo(lctx.iter().copied());
+        out.push(ScatterTerm {
+            tensor: t,
+            idx: idx.to_vec(),
+            value: a,
+            vars,
+        });
+    }
+    Some(out)
+}
+
 fn grad_body(g: &mut Graph, f: NodeId, wrt: TensorId, k: &[IndexVar]) -> NodeId {
+    let Some((mut r, leaves)) = sweep(g, f, &[wrt]) else {
+        return g.zero();
+    };
+    let mut total = r.g.zero();
+    for (leaf, a) in leaves {
+        let Node::Load(_, idx) = r.g.node(leaf).clone() else {
+            continue;
+        };
+        let lctx = r.ctx(leaf);
+        let summed: Vec<IndexVar> = r.topo(lctx.difference(&r.ext).copied());
+        let term = gather(&mut r, &idx, a, &summed, k);
+        total = r.g.add(total, term);
+    }
+    total
+}
+
+/// The reverse sweep: adjoints of every node from the root down to the loads of `wrts`.
+/// Returns the loads with their adjoints, or `None` when `f` does not depend on `wrts`.
+fn sweep<'g>(
+    g: &'g mut Graph,
+    f: NodeId,
+    wrts: &[TensorId],
+) -> Option<(Reverse<'g>, Vec<(NodeId, NodeId)>)> {
     let order = g.reachable(&[f]);
     let mut active: HashMap<NodeId, bool> = HashMap::new();
     for &n in &order {
         let a = match g.node(n) {
-            Node::Load(t, _) => *t == wrt,
+            Node::Load(t, _) => wrts.contains(t),
             _ => g.children(n).any(|c| active[&c]),
         };
         active.insert(n, a);
     }
     if !active[&f] {
-        return g.zero();
+        return None;
     }
     let ext0: Vec<IndexVar> = g.free_vars(f).to_vec();
     let mut r = Reverse {
@@ -206,17 +267,7 @@ fn grad_body(g: &mut Graph, f: NodeId, wrt: TensorId, k: &[IndexVar]) -> NodeId 
             }
         }
     }
-    let mut total = r.g.zero();
-    for (leaf, a) in leaves {
-        let Node::Load(_, idx) = r.g.node(leaf).clone() else {
-            continue;
-        };
-        let lctx = r.ctx(leaf);
-        let summed: Vec<IndexVar> = r.topo(lctx.difference(&r.ext).copied());
-        let term = gather(&mut r, &idx, a, &summed, k);
-        total = r.g.add(total, term);
-    }
-    total
+    Some((r, leaves))
 }
 
 /// A linear constraint on index values.

@@ -139,6 +139,19 @@ impl Machine<'_, '_, '_> {
                     let off = self.affine(offset);
                     self.store(*buf, off, v)?;
                 }
+                Stmt::AccumStore { buf, offset, a } => {
+                    let v = self.operand(a);
+                    let off = self.affine(offset);
+                    let old = self.load(*buf, off)?;
+                    self.store(*buf, off, old + v)?;
+                    self.flops += 1;
+                }
+                Stmt::Fill { buf, value } => {
+                    let len = self.k.buffers[buf.index()].len;
+                    for i in 0..len {
+                        self.store(*buf, i as i64, *value)?;
+                    }
+                }
                 Stmt::Loop { var, lo, hi, body } => {
                     let lo = lo.iter().map(|a| self.affine(a)).max().unwrap_or(1);
                     let hi = hi.iter().map(|a| self.affine(a)).min().unwrap_or(0);

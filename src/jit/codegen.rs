@@ -267,7 +267,8 @@ fn locals_used(body: &[Stmt]) -> HashSet<u32> {
                     out.insert(dst.0);
                     operand_locals(a, out);
                 }
-                Stmt::Store { a, .. } => operand_locals(a, out),
+                Stmt::Store { a, .. } | Stmt::AccumStore { a, .. } => operand_locals(a, out),
+                Stmt::Fill { .. } => {}
                 Stmt::Init { .. } => {}
                 Stmt::Loop { body, .. } => walk(body, out),
             }
@@ -296,7 +297,7 @@ fn locals_defined(body: &[Stmt]) -> HashSet<u32> {
                     out.insert(dst.0);
                 }
                 Stmt::Loop { body, .. } => walk(body, out),
-                Stmt::Store { .. } => {}
+                Stmt::Store { .. } | Stmt::AccumStore { .. } | Stmt::Fill { .. } => {}
             }
         }
     }
@@ -311,6 +312,8 @@ struct Gen<'a, 'm> {
     math: HashMap<&'static str, FuncRef>,
     ptr: types::Type,
     bufs: Vec<Value>,
+    /// Entries of each buffer.
+    lens: Vec<usize>,
     /// The locals area of a chunked kernel (its pointer follows the buffers in the table).
     locals_base: Option<Value>,
     locals: HashMap<u32, Variable>,
@@ -345,6 +348,7 @@ impl<'a, 'm> Gen<'a, 'm> {
             math: HashMap::new(),
             ptr,
             bufs,
+            lens: kernel.buffers.iter().map(|b| b.len).collect(),
             locals_base,
             locals: HashMap::new(),
             ivars: HashMap::new(),
@@ -607,10 +611,51 @@ impl<'a, 'm> Gen<'a, 'm> {
                     let addr = self.address(*buf, offset);
                     self.b.ins().store(self.flags, v, addr, 0);
                 }
+                Stmt::AccumStore { buf, offset, a } => {
+                    let v = self.operand(a);
+                    let addr = self.address(*buf, offset);
+                    let old = self.b.ins().load(types::F64, self.flags, addr, 0);
+                    let sum = self.b.ins().fadd(old, v);
+                    self.b.ins().store(self.flags, sum, addr, 0);
+                }
+                Stmt::Fill { buf, value } => self.fill(*buf, *value),
                 Stmt::Loop { var, lo, hi, body } => self.lp(*var, lo, hi, body)?,
             }
         }
         Ok(())
+    }
+
+    /// A counted loop storing `value` into every entry of a buffer.
+    fn fill(&mut self, buf: crate::kernel::BufId, value: f64) {
+        let len = self.lens[buf.index()] as i64;
+        if len == 0 {
+            return;
+        }
+        let v = self.b.ins().f64const(value);
+        let base = self.bufs[buf.index()];
+        let counter = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(counter, zero);
+        let header = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(counter);
+        let done = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, i, len);
+        self.b.ins().brif(done, exit, &[], body, &[]);
+        self.b.switch_to_block(body);
+        let i = self.b.use_var(counter);
+        let bytes = self.b.ins().ishl_imm_u(i, 3);
+        let addr = self.b.ins().iadd(base, bytes);
+        self.b.ins().store(self.flags, v, addr, 0);
+        let next = self.b.ins().iadd_imm_s(i, 1);
+        self.b.def_var(counter, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
     }
 
     fn lp(

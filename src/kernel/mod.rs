@@ -12,7 +12,7 @@ mod schedule;
 mod verify;
 
 pub use print::print_kernel;
-pub use schedule::{schedule, Output};
+pub use schedule::{schedule, schedule_with, GradOutput, Output};
 pub use verify::verify;
 
 use crate::ir::{IndexVar, RedOp, TensorId};
@@ -111,6 +111,17 @@ pub enum Stmt {
         offset: IExpr,
         a: Operand,
     },
+    /// `buf[offset] += a` (transposed loads: gradients in scatter form)
+    AccumStore {
+        buf: BufId,
+        offset: IExpr,
+        a: Operand,
+    },
+    /// Every entry of `buf` set to `value`.
+    Fill {
+        buf: BufId,
+        value: f64,
+    },
     /// `for var in max(lo…) ..= min(hi…)`
     Loop {
         var: IndexVar,
@@ -173,9 +184,13 @@ impl Kernel {
                         Inst::Unary { .. } | Inst::Binary { .. } => s.arith += 1,
                         Inst::Select { .. } => s.other += 1,
                     },
-                    Stmt::Init { .. } => s.other += 1,
+                    Stmt::Init { .. } | Stmt::Fill { .. } => s.other += 1,
                     Stmt::Accum { .. } => s.arith += 1,
                     Stmt::Store { .. } => s.stores += 1,
+                    Stmt::AccumStore { .. } => {
+                        s.stores += 1;
+                        s.arith += 1;
+                    }
                     Stmt::Loop { body, .. } => {
                         s.loops += 1;
                         s.max_depth = s.max_depth.max(depth + 1);

@@ -150,6 +150,23 @@ fn block(out: &mut String, k: &Kernel, body: &[Stmt], depth: usize, names: &mut 
                     operand(a)
                 );
             }
+            Stmt::AccumStore { buf, offset, a } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}{}[{}] += {}",
+                    k.buffers[buf.index()].name,
+                    names.affine(offset),
+                    operand(a)
+                );
+            }
+            Stmt::Fill { buf, value } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}{}[:] = {}",
+                    k.buffers[buf.index()].name,
+                    crate::ir::fmt_const(*value)
+                );
+            }
             Stmt::Loop { var, lo, hi, body } => {
                 let v = names.name(*var);
                 let lo = names.bound(lo, "max");

@@ -19,6 +19,16 @@ pub struct Output {
     pub expr: TensorExpr,
 }
 
+/// A gradient to accumulate in scatter form (see `diff::scatter_grads`): the buffer is
+/// zeroed, then every term's loop nest adds into it. Terms of all gradient outputs that
+/// share a loop nest are emitted together, so their common work is done once.
+#[derive(Clone, Debug)]
+pub struct GradOutput {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub terms: Vec<crate::diff::ScatterTerm>,
+}
+
 struct Frame {
     var: Option<IndexVar>,
     parent: Option<usize>,
@@ -46,6 +56,16 @@ struct Scheduler<'g> {
 
 /// Schedules the outputs into one kernel.
 pub fn schedule(g: &Graph, outputs: &[Output], name: &str) -> Result<Kernel, String> {
+    schedule_with(g, outputs, &[], name)
+}
+
+/// Schedules tensor outputs, then gradient outputs (numbered after them).
+pub fn schedule_with(
+    g: &Graph,
+    outputs: &[Output],
+    grads: &[GradOutput],
+    name: &str,
+) -> Result<Kernel, String> {
     let mut s = Scheduler {
         g,
         frames: vec![Frame {
@@ -62,7 +82,8 @@ pub fn schedule(g: &Graph, outputs: &[Output], name: &str) -> Result<Kernel, Str
         loads_cache: HashMap::new(),
         provable_cache: HashMap::new(),
     };
-    let roots: Vec<NodeId> = outputs.iter().map(|o| o.expr.body).collect();
+    let mut roots: Vec<NodeId> = outputs.iter().map(|o| o.expr.body).collect();
+    roots.extend(grads.iter().flat_map(|o| o.terms.iter().map(|t| t.value)));
     for n in g.reachable(&roots) {
         let r = matches!(g.node(n), Node::Reduce(..)) || g.children(n).any(|c| s.has_reduce[&c]);
         s.has_reduce.insert(n, r);
@@ -89,6 +110,42 @@ pub fn schedule(g: &Graph, outputs: &[Output], name: &str) -> Result<Kernel, Str
             a: value,
         });
         for _ in &out.expr.vars {
+            scope = s.close(scope);
+        }
+    }
+    // Gradients: zero the buffers, then one loop nest per distinct context.
+    let mut grad_bufs = Vec::new();
+    for (k, out) in grads.iter().enumerate() {
+        let len: usize = out.shape.iter().product();
+        let buf = s.add_buffer(out.name.clone(), len, BufKind::Output(outputs.len() + k));
+        s.frames[0].stmts.push(Stmt::Fill { buf, value: 0.0 });
+        grad_bufs.push(buf);
+    }
+    let mut groups: Vec<(Vec<IndexVar>, Vec<(usize, usize)>)> = Vec::new();
+    for (k, out) in grads.iter().enumerate() {
+        for (t, term) in out.terms.iter().enumerate() {
+            match groups.iter_mut().find(|(vars, _)| *vars == term.vars) {
+                Some((_, members)) => members.push((k, t)),
+                None => groups.push((term.vars.clone(), vec![(k, t)])),
+            }
+        }
+    }
+    for (vars, members) in groups {
+        let mut scope = 0;
+        for &v in &vars {
+            scope = s.open(scope, v);
+        }
+        for (k, t) in members {
+            let term = &grads[k].terms[t];
+            let value = s.value(term.value, scope)?;
+            let offset = row_major(&grads[k].shape, &term.idx);
+            s.frames[scope].stmts.push(Stmt::AccumStore {
+                buf: grad_bufs[k],
+                offset,
+                a: value,
+            });
+        }
+        for _ in &vars {
             scope = s.close(scope);
         }
     }

@@ -21,7 +21,11 @@ fn walk(
             Stmt::Inst(Inst::Load { buf, offset, .. }) => {
                 check(k, *buf, offset, loops, "load from")?
             }
-            Stmt::Store { buf, offset, .. } => check(k, *buf, offset, loops, "store to")?,
+            Stmt::Store { buf, offset, .. } | Stmt::AccumStore { buf, offset, .. } => {
+                writable(k, *buf)?;
+                check(k, *buf, offset, loops, "store to")?
+            }
+            Stmt::Fill { buf, .. } => writable(k, *buf)?,
             Stmt::Inst(Inst::Index { value, .. })
                 if value.syms().any(|v| !loops.iter().any(|l| l.0 == v)) =>
             {
@@ -48,6 +52,17 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// Only outputs and temporaries are written (inputs are shared with the caller).
+fn writable(k: &Kernel, buf: BufId) -> Result<(), String> {
+    match k.buffers.get(buf.index()).map(|b| &b.kind) {
+        Some(BufKind::Output(_) | BufKind::Temp) => Ok(()),
+        _ => Err(format!(
+            "kernel {}: a store to a buffer that is not an output or a temporary",
+            k.name
+        )),
+    }
 }
 
 fn check(

@@ -262,21 +262,28 @@ fn direction(
         }
     }
     if minimizing {
-        // Not positive definite: Levenberg–Marquardt damping until Cholesky succeeds.
+        // Not positive definite: Levenberg–Marquardt damping. The first μ that makes the
+        // factorization succeed can sit right at −λ_min (a nearly singular factor and a huge
+        // step), so the step uses 10μ, safely inside the positive definite region.
         let scale = (0..n)
             .map(|i| j.get(i, i).abs())
             .fold(0.0f64, f64::max)
             .max(1e-8);
         let mut mu = 1e-6 * scale;
-        for _ in 0..60 {
+        let damped = |mu: f64| {
             let mut jm = j.clone();
             for i in 0..n {
                 jm.set(i, i, j.get(i, i) + mu);
             }
-            if let Some(fac) = Factor::new(&jm, DenseKind::Cholesky) {
-                let mut d = rhs.clone();
-                fac.solve(&mut d);
-                return Ok((d, "cholesky+damping"));
+            Factor::new(&jm, DenseKind::Cholesky)
+        };
+        for _ in 0..60 {
+            if damped(mu).is_some() {
+                if let Some(fac) = damped(10.0 * mu) {
+                    let mut d = rhs.clone();
+                    fac.solve(&mut d);
+                    return Ok((d, "cholesky+damping"));
+                }
             }
             mu *= 10.0;
         }

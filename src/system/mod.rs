@@ -356,6 +356,14 @@ pub fn derive(
         var_set.extend(crate::check::vars_in(&c.lhs, model));
         var_set.extend(crate::check::vars_in(&c.rhs, model));
     }
+    // Conditions next to an objective or a Lagrangian: a general root system (not symmetric).
+    if !model.conditions.is_empty() && (model.objective.is_some() || !model.lagrangians.is_empty())
+    {
+        kind = SystemKind::Root;
+    }
+    if model.objective.is_some() && !model.lagrangians.is_empty() {
+        kind = SystemKind::Root;
+    }
     if all_fixed && fixed_points.len() == model.conditions.len() {
         let distinct: BTreeSet<VarId> = fixed_points.iter().map(|f| f.var).collect();
         if distinct.len() == fixed_points.len() {
