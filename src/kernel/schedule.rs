@@ -121,7 +121,9 @@ pub fn schedule_with(
         s.frames[0].stmts.push(Stmt::Fill { buf, value: 0.0 });
         grad_bufs.push(buf);
     }
-    let mut groups: Vec<(Vec<IndexVar>, Vec<(usize, usize)>)> = Vec::new();
+    // (loop nest, [(gradient output, term)])
+    type Group = (Vec<IndexVar>, Vec<(usize, usize)>);
+    let mut groups: Vec<Group> = Vec::new();
     for (k, out) in grads.iter().enumerate() {
         for (t, term) in out.terms.iter().enumerate() {
             match groups.iter_mut().find(|(vars, _)| *vars == term.vars) {
