@@ -79,6 +79,16 @@ pub struct State {
     pub duals: Vec<Vec<f64>>,
 }
 
+/// Size and cost of one compiled function (see [`Model::function_stats`]).
+#[derive(Clone, Debug)]
+pub struct FunctionStats {
+    pub name: String,
+    pub ir_nodes: usize,
+    pub kernel: kernel::KernelStats,
+    /// Floating-point operations of one evaluation.
+    pub flops: u64,
+}
+
 /// A compiled model.
 pub struct Model {
     sources: Sources,
@@ -315,6 +325,60 @@ impl Model {
     /// The compiled system functions, if built (see [`Model::system_fns`]).
     pub fn fns(&self) -> Option<&SystemFns> {
         self.fns.as_ref()
+    }
+
+    /// For every compiled function of the system (and of the params the file
+    /// differentiates): IR nodes, kernel statement counts, and the floating-point operations
+    /// of one evaluation at the current state, counted by the interpreter.
+    pub fn function_stats(&mut self) -> Result<Vec<FunctionStats>, Diagnostic> {
+        let params: Vec<String> = self
+            .checked
+            .requests
+            .iter()
+            .filter_map(|r| match r {
+                check::Request::Derive { wrt, .. } => Some(self.checked.param(*wrt).name.clone()),
+                _ => None,
+            })
+            .collect();
+        self.system_fns()?;
+        for p in params {
+            self.param_fns(&p)?;
+        }
+        let internal = |m: String| {
+            Diagnostic::error(
+                crate::diag::Code::Unsupported,
+                format!("internal error: {m}"),
+            )
+        };
+        let fns = self
+            .fns
+            .as_ref()
+            .ok_or_else(|| internal("no system".into()))?;
+        let g = &self.program.graph;
+        let mut out = Vec::new();
+        for (name, spec) in &fns.sources {
+            let k = kernel::schedule_with(g, &spec.outputs, &spec.grads, name).map_err(internal)?;
+            let filler: Vec<Vec<f64>> = k.buffers.iter().map(|b| vec![0.5; b.len]).collect();
+            let state = &self.state;
+            let input = |t: TensorId| -> Option<&[f64]> {
+                self.tensor_value(state, t).or_else(|| {
+                    k.buffers
+                        .iter()
+                        .position(|b| b.kind == kernel::BufKind::Input(t))
+                        .map(|i| &filler[i][..])
+                })
+            };
+            let mut bufs: Vec<Vec<f64>> = spec.lens().into_iter().map(|n| vec![0.0; n]).collect();
+            let mut slices: Vec<&mut [f64]> = bufs.iter_mut().map(|v| &mut v[..]).collect();
+            let flops = crate::interp::run(&k, &input, &mut slices).map_err(internal)?;
+            out.push(FunctionStats {
+                name: name.clone(),
+                ir_nodes: g.reachable(&spec.roots()).len(),
+                kernel: k.stats(),
+                flops,
+            });
+        }
+        Ok(out)
     }
 
     /// Whether the last solve converged (derivatives are taken at its solution).

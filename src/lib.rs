@@ -29,7 +29,7 @@ pub mod stdlib;
 pub mod syntax;
 pub mod system;
 
-pub use api::{Backend, CompileError, CompileOptions, Model, State};
+pub use api::{Backend, CompileError, CompileOptions, FunctionStats, Model, State};
 pub mod compiled;
 pub mod jit;
 pub mod solve;

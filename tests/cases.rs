@@ -94,7 +94,10 @@ fn run_case(path: &Path, backend: Backend) -> Result<(), String> {
         Ok(mut m) => {
             let r = optc::run::execute(
                 &mut m,
-                &optc::run::RunOptions { quiet: true },
+                &optc::run::RunOptions {
+                    quiet: true,
+                    ..Default::default()
+                },
                 &mut std::io::sink(),
             );
             let codes: Vec<String> = r

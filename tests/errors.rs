@@ -25,7 +25,10 @@ fn outcome(path: &Path) -> (i32, String, Vec<String>) {
         Ok(mut m) => {
             let r = optc::run::execute(
                 &mut m,
-                &optc::run::RunOptions { quiet: true },
+                &optc::run::RunOptions {
+                    quiet: true,
+                    ..Default::default()
+                },
                 &mut std::io::sink(),
             );
             let mut diags = m.warnings().to_vec();

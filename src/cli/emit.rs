@@ -292,60 +292,32 @@ fn emit_clif(model: &Model) -> Result<String, Diagnostic> {
 /// Node counts of the IR, statement counts of the kernel, and floating-point operations per
 /// evaluation (counted by the interpreter at the starting point) for every compiled function.
 fn emit_stats(model: &mut Model) -> Result<String, Diagnostic> {
-    // Param derivatives the file asks for are part of what gets compiled.
-    let params: Vec<String> = model
-        .checked()
-        .requests
-        .iter()
-        .filter_map(|r| match r {
-            crate::check::Request::Derive { wrt, .. } => {
-                Some(model.checked().param(*wrt).name.clone())
-            }
-            _ => None,
-        })
-        .collect();
-    model.system_fns()?;
-    for p in params {
-        model.param_fns(&p)?;
-    }
-    let fns = model.fns().ok_or_else(|| no_system("conditions"))?;
-    let g = &model.program().graph;
+    let stats = model.function_stats()?;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{:<22} {:>9} {:>7} {:>7} {:>7} {:>7} {:>12} {:>8}",
         "function", "ir nodes", "loops", "loads", "arith", "temps", "flops/eval", "vs F"
     );
-    let mut base: Option<u64> = None;
-    for (name, spec) in &fns.sources {
-        let nodes = g.reachable(&spec.roots()).len();
-        let k = crate::kernel::schedule_with(g, &spec.outputs, &spec.grads, name)
-            .map_err(|m| Diagnostic::error(Code::Unsupported, format!("internal error: {m}")))?;
-        let st = k.stats();
-        let state = model.state().clone();
-        let ones: Vec<Vec<f64>> = k.buffers.iter().map(|b| vec![0.5; b.len]).collect();
-        let input = |t: crate::ir::TensorId| -> Option<&[f64]> {
-            model.tensor_value(&state, t).or_else(|| {
-                k.buffers
-                    .iter()
-                    .position(|b| b.kind == crate::kernel::BufKind::Input(t))
-                    .map(|i| &ones[i][..])
-            })
+    let base = stats.iter().find(|s| s.name == "F").map(|s| s.flops.max(1));
+    for s in &stats {
+        let ratio = match base {
+            Some(b) if s.name != "f" && s.name != "f, ∇f" => {
+                format!("{:.2}", s.flops as f64 / b as f64)
+            }
+            _ => String::new(),
         };
-        let mut bufs: Vec<Vec<f64>> = spec.lens().into_iter().map(|n| vec![0.0; n]).collect();
-        let mut slices: Vec<&mut [f64]> = bufs.iter_mut().map(|v| &mut v[..]).collect();
-        let flops = crate::interp::run(&k, &input, &mut slices)
-            .map_err(|m| Diagnostic::error(Code::Unsupported, format!("internal error: {m}")))?;
-        if name == "F" {
-            base = Some(flops.max(1));
-        }
-        let ratio = base
-            .map(|b| format!("{:.2}", flops as f64 / b as f64))
-            .unwrap_or_default();
         let _ = writeln!(
             out,
             "{:<22} {:>9} {:>7} {:>7} {:>7} {:>7} {:>12} {:>8}",
-            name, nodes, st.loops, st.loads, st.arith, st.temps, flops, ratio
+            s.name,
+            s.ir_nodes,
+            s.kernel.loops,
+            s.kernel.loads,
+            s.kernel.arith,
+            s.kernel.temps,
+            s.flops,
+            ratio
         );
     }
     Ok(out)

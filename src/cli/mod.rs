@@ -38,6 +38,9 @@ enum Command {
         /// No iteration logs on stderr.
         #[arg(long)]
         quiet: bool,
+        /// Taylor-test every derivative the file uses (the remainder must fall as h²).
+        #[arg(long)]
+        check_derivatives: bool,
     },
     /// Print a derived form of the file.
     Emit {
@@ -93,7 +96,8 @@ pub fn main() -> i32 {
             common,
             backend,
             quiet,
-        } => run_cmd(&file, &common, backend, quiet),
+            check_derivatives,
+        } => run_cmd(&file, &common, backend, quiet, check_derivatives),
         Command::Emit { file, what, common } => emit::emit(&file, &what, &common),
         Command::Explain { code } => explain(code.as_deref()),
     }
@@ -219,7 +223,13 @@ fn check(file: &std::path::Path, common: &Common) -> i32 {
     0
 }
 
-fn run_cmd(file: &std::path::Path, common: &Common, backend: BackendArg, quiet: bool) -> i32 {
+fn run_cmd(
+    file: &std::path::Path,
+    common: &Common,
+    backend: BackendArg,
+    quiet: bool,
+    check_derivatives: bool,
+) -> i32 {
     let backend = match backend {
         BackendArg::Jit => Backend::Jit,
         BackendArg::Interp => Backend::Interp,
@@ -229,7 +239,14 @@ fn run_cmd(file: &std::path::Path, common: &Common, backend: BackendArg, quiet: 
         Err(code) => return code,
     };
     let mut stderr = std::io::stderr();
-    let report = run::execute(&mut model, &RunOptions { quiet }, &mut stderr);
+    let report = run::execute(
+        &mut model,
+        &RunOptions {
+            quiet,
+            check_derivatives,
+        },
+        &mut stderr,
+    );
     let mut diags: Vec<Diagnostic> = model.warnings().to_vec();
     diags.extend(report.diagnostics.iter().cloned());
     if common.json {
@@ -312,6 +329,20 @@ fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value 
             ),
         );
     }
+    if !r.checks.is_empty() {
+        out.insert(
+            "derivative_checks".into(),
+            Value::Array(
+                r.checks
+                    .iter()
+                    .map(|c| {
+                        json!({"name": c.name, "ok": c.ok, "order": crate::report::num(c.order),
+                               "remainders": c.remainders.iter().map(|x| crate::report::num(*x)).collect::<Vec<_>>()})
+                    })
+                    .collect(),
+            ),
+        );
+    }
     if !diags.is_empty() {
         out.insert("diagnostics".into(), diagnostics_json(diags, sources));
     }
@@ -320,6 +351,33 @@ fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value 
 
 fn print_report(r: &RunReport) {
     let mut out = std::io::stdout().lock();
+    if !r.checks.is_empty() {
+        let _ = writeln!(
+            out,
+            "derivative checks (Taylor: the remainder must fall as h², order ≈ 2):"
+        );
+        for c in &r.checks {
+            let verdict = if c.ok { "ok" } else { "FAILED" };
+            if c.steps.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  {:<34} relative gap {:.1e}  {verdict}",
+                    c.name,
+                    c.remainders.first().copied().unwrap_or(0.0)
+                );
+            } else {
+                let rs: Vec<String> = c.remainders.iter().map(|x| format!("{x:.1e}")).collect();
+                let _ = writeln!(
+                    out,
+                    "  {:<34} order {:.2}  {verdict}   r(h) = {}",
+                    c.name,
+                    c.order,
+                    rs.join(", ")
+                );
+            }
+        }
+        let _ = writeln!(out);
+    }
     if let Some(s) = &r.solve {
         let verdict = if s.converged {
             "converged"

@@ -193,6 +193,8 @@ pub struct SystemFns {
     params: HashMap<TensorId, ParamFns>,
     /// Whether the objective kernel also outputs F = ∇f (pure stationarity systems).
     objective_grad: bool,
+    /// L when F = ∇L (then parameter derivatives are gradients of directional derivatives).
+    potential: Option<NodeId>,
     /// Tensors that stand for parameters (by index in `State::params`).
     param_tensors: Vec<TensorId>,
     /// Multiplier tensors of the system's constraints (by index in `State::duals`).
@@ -353,6 +355,7 @@ impl SystemFns {
             cots,
             params: HashMap::new(),
             objective_grad,
+            potential: if symmetric { sys.lagrangian } else { None },
             param_tensors: prog.params.clone(),
             dual_tensors: sys.constraints.iter().map(|c| c.dual).collect(),
             engine,
@@ -373,20 +376,43 @@ impl SystemFns {
         let shape = g.tensor(param).shape.clone();
         let name = g.tensor(param).name.clone();
         let dir = input_tensor(g, format!("d_{name}"), &shape);
-        let jvp_spec = FnSpec::tensors(
-            sys.blocks
-                .iter()
-                .enumerate()
-                .map(|(k, b)| {
-                    (
-                        format!("dF{}", k + 1),
-                        crate::diff::jvp(g, &b.expr, &[(param, dir)]),
-                    )
-                })
-                .collect(),
-        );
-        let phi = contraction(g, sys, &self.cots);
-        let vjp_spec = gradients(g, phi, &[(format!("uF_{name}"), param)]);
+        let (jvp_spec, vjp_spec) = match self.potential {
+            // F = ∇L: ∂θF·t = ∇(∂θL·t) and uᵀ∂θF = ∂θ(∂L·u), both scatter gradients.
+            Some(l) => {
+                let named: Vec<(String, TensorId)> = sys
+                    .unknowns
+                    .iter()
+                    .map(|u| (format!("dF_{}", u.name), u.tensor))
+                    .collect();
+                let tl = crate::diff::jvp_nodes(g, &[l], &[(param, dir)])[0];
+                let j = gradients(g, tl, &named);
+                let cot_seeds: Vec<(TensorId, TensorId)> = sys
+                    .unknowns
+                    .iter()
+                    .map(|u| u.tensor)
+                    .zip(self.cots.iter().copied())
+                    .collect();
+                let ul = crate::diff::jvp_nodes(g, &[l], &cot_seeds)[0];
+                let v = gradients(g, ul, &[(format!("uF_{name}"), param)]);
+                (j, v)
+            }
+            None => {
+                let j = FnSpec::tensors(
+                    sys.blocks
+                        .iter()
+                        .enumerate()
+                        .map(|(k, b)| {
+                            (
+                                format!("dF{}", k + 1),
+                                crate::diff::jvp(g, &b.expr, &[(param, dir)]),
+                            )
+                        })
+                        .collect(),
+                );
+                let phi = contraction(g, sys, &self.cots);
+                (j, gradients(g, phi, &[(format!("uF_{name}"), param)]))
+            }
+        };
         let jvp = build(&*self.engine, g, &jvp_spec, &format!("dF_d{name}"))?;
         let vjp = build(&*self.engine, g, &vjp_spec, &format!("uF_d{name}"))?;
         self.sources.push((format!("∂F/∂{name}·t"), jvp_spec));

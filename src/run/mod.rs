@@ -7,6 +7,9 @@ use crate::diag::{Code, Diagnostic};
 use crate::solve::SolveResult;
 use std::io::Write;
 
+mod taylor;
+pub use taylor::TaylorCheck;
+
 /// The outcome of a run (DESIGN §7 `status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -55,6 +58,8 @@ pub struct DerivativeReport {
 pub struct RunOptions {
     /// No iteration tables on the log.
     pub quiet: bool,
+    /// Run Taylor tests of the compiled derivatives before the requests.
+    pub check_derivatives: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +76,8 @@ pub struct RunReport {
     pub prints: Vec<Named>,
     /// ‖F‖∞ of each condition block at the final point.
     pub residuals: Vec<(String, f64)>,
+    /// Taylor tests (`--check-derivatives`).
+    pub checks: Vec<TaylorCheck>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -101,8 +108,19 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
         derivatives: Vec::new(),
         prints: Vec::new(),
         residuals: Vec::new(),
+        checks: Vec::new(),
         diagnostics: Vec::new(),
     };
+    if opts.check_derivatives && model.system().is_some() {
+        match taylor::check(model) {
+            Ok(c) => report.checks = c,
+            Err(d) => {
+                report.diagnostics.push(d);
+                report.status = Status::Error;
+                return report;
+            }
+        }
+    }
     let requests = model.checked().requests.clone();
     for req in &requests {
         let r = match req {
