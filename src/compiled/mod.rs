@@ -304,11 +304,37 @@ impl SystemFns {
         let objective_grad = symmetric;
         let objective = match sys.objective {
             Some(f) => {
-                let mut spec = FnSpec::tensors(vec![("f".to_string(), scalar(f))]);
-                sources.insert(0, ("f".to_string(), spec.clone()));
+                sources.insert(
+                    0,
+                    (
+                        "f".to_string(),
+                        FnSpec::tensors(vec![("f".to_string(), scalar(f))]),
+                    ),
+                );
+                let spec = if objective_grad
+                    && g.free_vars(f).is_empty()
+                    && residual_spec.outputs.is_empty()
+                {
+                    // f accumulated in the same loop nests as its gradient.
+                    let mut grads = vec![GradOutput {
+                        name: "f".to_string(),
+                        shape: vec![],
+                        terms: kernel::reduction_terms(g, f),
+                    }];
+                    grads.extend(residual_spec.grads.iter().cloned());
+                    FnSpec {
+                        outputs: Vec::new(),
+                        grads,
+                    }
+                } else {
+                    let mut spec = FnSpec::tensors(vec![("f".to_string(), scalar(f))]);
+                    if objective_grad {
+                        spec.outputs.extend(residual_spec.outputs.iter().cloned());
+                        spec.grads.extend(residual_spec.grads.iter().cloned());
+                    }
+                    spec
+                };
                 if objective_grad {
-                    spec.outputs.extend(residual_spec.outputs.iter().cloned());
-                    spec.grads.extend(residual_spec.grads.iter().cloned());
                     sources.insert(1, ("f, ∇f".to_string(), spec.clone()));
                 }
                 Some(build(&*engine, g, &spec, "objective")?)

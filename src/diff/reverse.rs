@@ -82,21 +82,9 @@ impl Reverse<'_> {
         c
     }
 
-    /// Nesting depth of a variable: 0 for constant ranges, else 1 + the deepest it mentions.
-    fn depth(&self, v: IndexVar) -> usize {
-        let info = self.g.var(v);
-        Graph::bound_vars(&info.lo)
-            .chain(Graph::bound_vars(&info.hi))
-            .map(|u| 1 + self.depth(u))
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Variables in nesting order (outer first).
     fn topo(&self, vars: impl IntoIterator<Item = IndexVar>) -> Vec<IndexVar> {
-        let mut v: Vec<(usize, IndexVar)> = vars.into_iter().map(|x| (self.depth(x), x)).collect();
-        v.sort();
-        v.into_iter().map(|x| x.1).collect()
+        self.g.nesting_order(vars)
     }
 
     /// Σ over `vars` (outer first) of `body`.
@@ -126,16 +114,16 @@ pub fn scatter_grads(g: &mut Graph, f: NodeId, wrts: &[TensorId]) -> Option<Vec<
     if !g.free_vars(f).is_empty() {
         return None;
     }
-    let Some((mut r, leaves)) = sweep(g, f, wrts) else {
+    let Some((mut r, leaves)) = sweep(g, f, wrts, true) else {
         return Some(Vec::new());
     };
     let mut out = Vec::new();
-    for (leaf, a) in leaves {
+    for (leaf, a, ctx) in leaves {
         let Node::Load(t, idx) = r.g.node(leaf).clone() else {
             continue;
         };
-        let lctx = r.ctx(leaf);
-        let vars = r.topo(lctx.iter().copied());
+        let ctx = ctx.unwrap_or_else(|| r.ctx(leaf));
+        let vars = r.topo(ctx.iter().copied());
         out.push(ScatterTerm {
             tensor: t,
             idx: idx.to_vec(),
@@ -147,11 +135,11 @@ pub fn scatter_grads(g: &mut Graph, f: NodeId, wrts: &[TensorId]) -> Option<Vec<
 }
 
 fn grad_body(g: &mut Graph, f: NodeId, wrt: TensorId, k: &[IndexVar]) -> NodeId {
-    let Some((mut r, leaves)) = sweep(g, f, &[wrt]) else {
+    let Some((mut r, leaves)) = sweep(g, f, &[wrt], false) else {
         return g.zero();
     };
     let mut total = r.g.zero();
-    for (leaf, a) in leaves {
+    for (leaf, a, _) in leaves {
         let Node::Load(_, idx) = r.g.node(leaf).clone() else {
             continue;
         };
@@ -163,13 +151,22 @@ fn grad_body(g: &mut Graph, f: NodeId, wrt: TensorId, k: &[IndexVar]) -> NodeId 
     total
 }
 
+/// A load of a differentiated tensor, its adjoint, and (in scatter mode) the context the
+/// adjoint lives in when it is not the load's own.
+type LeafAdjoint = (NodeId, NodeId, Option<BTreeSet<IndexVar>>);
+
 /// The reverse sweep: adjoints of every node from the root down to the loads of `wrts`.
 /// Returns the loads with their adjoints, or `None` when `f` does not depend on `wrts`.
+///
+/// In scatter mode a load's contributions are *not* summed down to the load's own context:
+/// each stays in its parent's context, so both ends of a pair interaction land in the same
+/// loop nest and share its work.
 fn sweep<'g>(
     g: &'g mut Graph,
     f: NodeId,
     wrts: &[TensorId],
-) -> Option<(Reverse<'g>, Vec<(NodeId, NodeId)>)> {
+    scatter: bool,
+) -> Option<(Reverse<'g>, Vec<LeafAdjoint>)> {
     let order = g.reachable(&[f]);
     let mut active: HashMap<NodeId, bool> = HashMap::new();
     for &n in &order {
@@ -192,7 +189,8 @@ fn sweep<'g>(
     let mut adj: HashMap<NodeId, NodeId> = HashMap::new();
     let one = r.g.one();
     adj.insert(f, one);
-    let mut leaves: Vec<(NodeId, NodeId)> = Vec::new();
+    let mut leaves: Vec<LeafAdjoint> = Vec::new();
+    let mut direct: Vec<LeafAdjoint> = Vec::new();
     for &n in order.iter().rev() {
         if !active[&n] {
             continue;
@@ -201,6 +199,10 @@ fn sweep<'g>(
         let ctx_n = r.ctx(n);
         let mut push =
             |r: &mut Reverse, child: NodeId, contrib: NodeId, parent_ctx: &BTreeSet<IndexVar>| {
+                if scatter && matches!(r.g.node(child), Node::Load(..)) {
+                    direct.push((child, contrib, Some(parent_ctx.clone())));
+                    return;
+                }
                 let cctx = r.ctx(child);
                 debug_assert!(
                     cctx.is_subset(parent_ctx),
@@ -216,7 +218,7 @@ fn sweep<'g>(
                 adj.insert(child, total);
             };
         match r.g.node(n).clone() {
-            Node::Load(..) => leaves.push((n, a)),
+            Node::Load(..) => leaves.push((n, a, None)),
             Node::Const(_) | Node::Index(_) => {}
             Node::Unary(op, x) => {
                 if active[&x] {
@@ -267,6 +269,7 @@ fn sweep<'g>(
             }
         }
     }
+    leaves.extend(direct);
     Some((r, leaves))
 }
 

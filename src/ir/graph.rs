@@ -275,6 +275,29 @@ impl Graph {
         out.into_boxed_slice()
     }
 
+    /// Variables in a valid nesting order: every variable after those its range mentions,
+    /// and otherwise in creation order (lowering creates outer binders first).
+    pub fn nesting_order(&self, vars: impl IntoIterator<Item = IndexVar>) -> Vec<IndexVar> {
+        let mut left: Vec<IndexVar> = vars.into_iter().collect();
+        left.sort();
+        left.dedup();
+        let mut out = Vec::with_capacity(left.len());
+        while !left.is_empty() {
+            // The smallest variable whose range needs nothing still left.
+            let pos = left
+                .iter()
+                .position(|&v| {
+                    let info = self.var(v);
+                    Graph::bound_vars(&info.lo)
+                        .chain(Graph::bound_vars(&info.hi))
+                        .all(|u| !left.contains(&u) || u == v)
+                })
+                .unwrap_or(0);
+            out.push(left.remove(pos));
+        }
+        out
+    }
+
     pub fn depends_on(&self, id: NodeId, v: IndexVar) -> bool {
         self.free_vars(id).binary_search(&v).is_ok()
     }

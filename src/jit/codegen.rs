@@ -15,6 +15,11 @@ use std::collections::{HashMap, HashSet};
 /// Instructions per generated function before the body is split into chunks.
 const CHUNK: usize = 2500;
 
+/// Loops of at most this many iterations with constant bounds are unrolled...
+const UNROLL_TRIPS: i64 = 4;
+/// ...when the unrolled body stays this small.
+const UNROLL_BODY: usize = 200;
+
 macro_rules! wrappers {
     ($($name:ident: $f:expr;)*) => {
         mod wrap {
@@ -665,6 +670,25 @@ impl<'a, 'm> Gen<'a, 'm> {
         hi: &[IExpr],
         body: &[Stmt],
     ) -> Result<(), String> {
+        // Short loops with constant bounds are unrolled: for `k in 1..2` the loop overhead
+        // costs more than the body, and constant indices fold into the addresses.
+        let consts = |b: &[IExpr]| b.iter().map(|a| a.as_const()).collect::<Option<Vec<i64>>>();
+        if let (Some(los), Some(his)) = (consts(lo), consts(hi)) {
+            let (l, h) = (
+                los.into_iter().max().unwrap_or(1),
+                his.into_iter().min().unwrap_or(0),
+            );
+            let size: usize = body.iter().map(cost).sum();
+            if h - l < UNROLL_TRIPS && size * ((h - l + 1).max(0) as usize) <= UNROLL_BODY {
+                let iv = self.ivar(var);
+                for c in l..=h {
+                    let v = self.b.ins().iconst(types::I64, c);
+                    self.b.def_var(iv, v);
+                    self.block(body)?;
+                }
+                return Ok(());
+            }
+        }
         let mut l = match lo.first() {
             Some(a) => self.affine(a),
             None => self.b.ins().iconst(types::I64, 1),

@@ -12,7 +12,7 @@ mod schedule;
 mod verify;
 
 pub use print::print_kernel;
-pub use schedule::{schedule, schedule_with, GradOutput, Output};
+pub use schedule::{reduction_terms, schedule, schedule_with, GradOutput, Output};
 pub use verify::verify;
 
 use crate::ir::{IndexVar, RedOp, TensorId};

@@ -121,36 +121,15 @@ pub fn schedule_with(
         s.frames[0].stmts.push(Stmt::Fill { buf, value: 0.0 });
         grad_bufs.push(buf);
     }
-    // (loop nest, [(gradient output, term)])
-    type Group = (Vec<IndexVar>, Vec<(usize, usize)>);
-    let mut groups: Vec<Group> = Vec::new();
+    // Loop nests as a trie: terms whose nests share a prefix of loops share those loops,
+    // and everything computed in the shared loops (a pair's distance, say) is computed once.
+    let mut trie = Trie::default();
     for (k, out) in grads.iter().enumerate() {
         for (t, term) in out.terms.iter().enumerate() {
-            match groups.iter_mut().find(|(vars, _)| *vars == term.vars) {
-                Some((_, members)) => members.push((k, t)),
-                None => groups.push((term.vars.clone(), vec![(k, t)])),
-            }
+            trie.insert(&term.vars, (k, t));
         }
     }
-    for (vars, members) in groups {
-        let mut scope = 0;
-        for &v in &vars {
-            scope = s.open(scope, v);
-        }
-        for (k, t) in members {
-            let term = &grads[k].terms[t];
-            let value = s.value(term.value, scope)?;
-            let offset = row_major(&grads[k].shape, &term.idx);
-            s.frames[scope].stmts.push(Stmt::AccumStore {
-                buf: grad_bufs[k],
-                offset,
-                a: value,
-            });
-        }
-        for _ in &vars {
-            scope = s.close(scope);
-        }
-    }
+    s.emit_trie(&trie, 0, grads, &grad_bufs)?;
     let n_vars = g.var_count() as u32;
     let body = std::mem::take(&mut s.frames[0].stmts);
     Ok(Kernel {
@@ -160,6 +139,60 @@ pub fn schedule_with(
         n_vars,
         body,
     })
+}
+
+/// Accumulation terms organized by their loop nests: the terms of a node run inside the
+/// loops of its path, before its children's loops.
+#[derive(Default)]
+struct Trie {
+    terms: Vec<(usize, usize)>,
+    children: Vec<(IndexVar, Trie)>,
+}
+
+impl Trie {
+    fn insert(&mut self, vars: &[IndexVar], term: (usize, usize)) {
+        match vars.split_first() {
+            None => self.terms.push(term),
+            Some((v, rest)) => {
+                let pos = match self.children.iter().position(|(w, _)| w == v) {
+                    Some(p) => p,
+                    None => {
+                        self.children.push((*v, Trie::default()));
+                        self.children.len() - 1
+                    }
+                };
+                self.children[pos].1.insert(rest, term);
+            }
+        }
+    }
+}
+
+/// A scalar as accumulation terms over loop nests: an add-tree of sums becomes one term per
+/// summand, `Σ_i Σ_j b(i, j)` the term `b` over (i, j). Emitted with a gradient's terms, the
+/// function value then shares the gradient's loops.
+pub fn reduction_terms(g: &Graph, f: NodeId) -> Vec<crate::diff::ScatterTerm> {
+    let mut out = Vec::new();
+    let mut stack = vec![(f, Vec::new())];
+    while let Some((n, vars)) = stack.pop() {
+        match g.node(n) {
+            Node::Binary(crate::ops::BinOp::Add, a, b) => {
+                stack.push((*b, vars.clone()));
+                stack.push((*a, vars));
+            }
+            Node::Reduce(crate::ir::RedOp::Sum, v, body) => {
+                let mut vs = vars;
+                vs.push(*v);
+                stack.push((*body, vs));
+            }
+            _ => out.push(crate::diff::ScatterTerm {
+                tensor: crate::ir::TensorId(u32::MAX),
+                idx: Vec::new(),
+                value: n,
+                vars,
+            }),
+        }
+    }
+    out
 }
 
 /// The row-major offset of a 1-based index.
@@ -506,19 +539,34 @@ impl Scheduler<'_> {
         Ok(op)
     }
 
+    fn emit_trie(
+        &mut self,
+        t: &Trie,
+        scope: usize,
+        grads: &[GradOutput],
+        bufs: &[BufId],
+    ) -> Result<(), String> {
+        for &(k, i) in &t.terms {
+            let term = &grads[k].terms[i];
+            let value = self.value(term.value, scope)?;
+            let offset = row_major(&grads[k].shape, &term.idx);
+            self.frames[scope].stmts.push(Stmt::AccumStore {
+                buf: bufs[k],
+                offset,
+                a: value,
+            });
+        }
+        for (v, child) in &t.children {
+            let inner = self.open(scope, *v);
+            self.emit_trie(child, inner, grads, bufs)?;
+            self.close(inner);
+        }
+        Ok(())
+    }
+
     /// Variables in nesting order: those a range mentions come first.
     fn topo(&self, vars: &BTreeSet<IndexVar>) -> Vec<IndexVar> {
-        fn depth(g: &Graph, v: IndexVar) -> usize {
-            let info = g.var(v);
-            Graph::bound_vars(&info.lo)
-                .chain(Graph::bound_vars(&info.hi))
-                .map(|u| 1 + depth(g, u))
-                .max()
-                .unwrap_or(0)
-        }
-        let mut v: Vec<(usize, IndexVar)> = vars.iter().map(|&x| (depth(self.g, x), x)).collect();
-        v.sort();
-        v.into_iter().map(|x| x.1).collect()
+        self.g.nesting_order(vars.iter().copied())
     }
 }
 
