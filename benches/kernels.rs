@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench --bench kernels`
 
-use criterion::{black_box, Criterion};
+use criterion::Criterion;
+use std::hint::black_box;
 use optc::{Backend, CompileOptions, Model};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
