@@ -67,6 +67,7 @@ fn lj_model(n: usize) -> (String, Vec<f64>) {
 }
 
 /// Hand-written ridge: F = Xᵀ(Xw − y) + λw and uᵀJ = Xᵀ(Xu) + λu.
+#[allow(clippy::too_many_arguments)]
 fn ridge_by_hand(
     x: &[f64],
     y: &[f64],
