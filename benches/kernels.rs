@@ -5,8 +5,8 @@
 //! Run: `cargo bench --bench kernels`
 
 use criterion::Criterion;
-use std::hint::black_box;
 use optc::{Backend, CompileOptions, Model};
+use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

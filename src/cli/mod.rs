@@ -41,6 +41,12 @@ enum Command {
         /// Taylor-test every derivative the file uses (the remainder must fall as h²).
         #[arg(long)]
         check_derivatives: bool,
+        /// Write the solver's iteration history as CSV.
+        #[arg(long, value_name = "FILE.csv")]
+        trace: Option<PathBuf>,
+        /// Draw the convergence history (SVG).
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
     },
     /// Print a derived form of the file.
     Emit {
@@ -97,7 +103,19 @@ pub fn main() -> i32 {
             backend,
             quiet,
             check_derivatives,
-        } => run_cmd(&file, &common, backend, quiet, check_derivatives),
+            trace,
+            plot,
+        } => run_cmd(
+            &file,
+            &common,
+            &RunFlags {
+                backend,
+                quiet,
+                check_derivatives,
+                trace,
+                plot,
+            },
+        ),
         Command::Emit { file, what, common } => emit::emit(&file, &what, &common),
         Command::Explain { code } => explain(code.as_deref()),
     }
@@ -223,14 +241,29 @@ fn check(file: &std::path::Path, common: &Common) -> i32 {
     0
 }
 
-fn run_cmd(
-    file: &std::path::Path,
-    common: &Common,
+struct RunFlags {
     backend: BackendArg,
     quiet: bool,
     check_derivatives: bool,
-) -> i32 {
-    let backend = match backend {
+    trace: Option<PathBuf>,
+    plot: Option<PathBuf>,
+}
+
+fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
+    let (quiet, check_derivatives) = (flags.quiet, flags.check_derivatives);
+    if let Some(p) = &flags.plot {
+        if p.extension().is_none_or(|e| !e.eq_ignore_ascii_case("svg")) {
+            return usage_error(
+                Diagnostic::error(
+                    Code::Usage,
+                    format!("--plot {}: plots are written as SVG", p.display()),
+                )
+                .help("give a file name ending in .svg"),
+                common.json,
+            );
+        }
+    }
+    let backend = match flags.backend {
         BackendArg::Jit => Backend::Jit,
         BackendArg::Interp => Backend::Interp,
     };
@@ -249,6 +282,35 @@ fn run_cmd(
     );
     let mut diags: Vec<Diagnostic> = model.warnings().to_vec();
     diags.extend(report.diagnostics.iter().cloned());
+    if let Some(s) = &report.solve {
+        if let Some(path) = &flags.trace {
+            if let Err(e) = std::fs::write(path, crate::report::trace_csv(&s.history)) {
+                diags.push(
+                    Diagnostic::error(
+                        Code::Usage,
+                        format!("cannot write --trace {}: {e}", path.display()),
+                    )
+                    .help("check the folder exists and is writable"),
+                );
+            }
+        }
+        if let Some(path) = &flags.plot {
+            if let Err(e) = crate::report::convergence_svg(path, s.method.name(), &s.history) {
+                diags.push(
+                    Diagnostic::error(Code::Usage, e)
+                        .help("check the folder exists and is writable"),
+                );
+            }
+        }
+    } else if flags.trace.is_some() || flags.plot.is_some() {
+        diags.push(
+            Diagnostic::warning(
+                Code::NothingToSolve,
+                "--trace/--plot: the file has no solve, so there is no history",
+            )
+            .help("add `solve` to the file"),
+        );
+    }
     if common.json {
         println!("{}", report_json(&report, &diags, model.sources()));
     } else {

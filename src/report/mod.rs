@@ -1,6 +1,8 @@
 //! Phase 8 — report. In: numbers and shapes. Out: text for people and JSON for tools
 //! (the stable schema of DESIGN §7). Nothing here computes.
 
+pub mod plot;
+
 use serde_json::Value;
 
 /// Nested JSON arrays (row-major) for a tensor; a number for a scalar.
@@ -83,6 +85,74 @@ pub fn fmt_tensor(values: &[f64], shape: &[usize]) -> String {
     let mut s = String::new();
     rec(values, shape, &mut s);
     s
+}
+
+/// The iteration history as CSV (`--trace`).
+pub fn trace_csv(history: &[crate::solve::IterRecord]) -> String {
+    let mut s =
+        String::from("iteration,objective,residual,dual_infeasibility,barrier,step,alpha\n");
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:e}")).unwrap_or_default();
+    for r in history {
+        s.push_str(&format!(
+            "{},{},{:e},{},{},{:e},{:e}\n",
+            r.iter,
+            opt(r.objective),
+            r.residual,
+            opt(r.dual_inf),
+            opt(r.barrier),
+            r.step,
+            r.alpha
+        ));
+    }
+    s
+}
+
+/// The convergence history as an SVG plot (`--plot`).
+pub fn convergence_svg(
+    path: &std::path::Path,
+    method: &str,
+    history: &[crate::solve::IterRecord],
+) -> Result<(), String> {
+    let mut series = vec![plot::Series {
+        name: "residual ||F||",
+        points: history
+            .iter()
+            .map(|r| (r.iter as f64, r.residual))
+            .collect(),
+    }];
+    if history.iter().any(|r| r.dual_inf.is_some()) {
+        series[0].name = "primal infeasibility";
+        series.push(plot::Series {
+            name: "dual infeasibility",
+            points: history
+                .iter()
+                .filter_map(|r| Some((r.iter as f64, r.dual_inf?)))
+                .collect(),
+        });
+        series.push(plot::Series {
+            name: "barrier parameter",
+            points: history
+                .iter()
+                .filter_map(|r| Some((r.iter as f64, r.barrier?)))
+                .collect(),
+        });
+    }
+    series.push(plot::Series {
+        name: "step length",
+        points: history
+            .iter()
+            .skip(1)
+            .map(|r| (r.iter as f64, r.step))
+            .collect(),
+    });
+    plot::line_plot_svg(
+        path,
+        &format!("{method}: convergence"),
+        "iteration",
+        "value",
+        &series,
+        true,
+    )
 }
 
 #[cfg(test)]
