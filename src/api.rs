@@ -102,6 +102,8 @@ pub struct Model {
     fns: Option<SystemFns>,
     /// The last solve, if it converged: its options (gauge, linear solver) guide `derive`.
     solved: Option<SolveOptions>,
+    /// The structural check is a property of the system, not of the values: done once.
+    structure_checked: bool,
 }
 
 impl std::fmt::Debug for Model {
@@ -405,15 +407,14 @@ impl Model {
         };
         let opts = solve::options(spec, sys)?;
         let z0 = fns.pack(sys, &self.state);
-        {
+        if !self.structure_checked && opts.gauge == solve::Gauge::None {
             let p = solve::Problem {
                 fns,
                 sys,
                 state: &self.state,
             };
-            if opts.gauge == solve::Gauge::None {
-                solve::structural_check(&p, &z0, span)?;
-            }
+            solve::structural_check(&p, &z0, span)?;
+            self.structure_checked = true;
         }
         let r = solve::solve(fns, sys, &mut self.state, &opts, log).map_err(|m| {
             Diagnostic::error(
@@ -614,5 +615,6 @@ fn compile_inner(source: &str, options: CompileOptions) -> Result<Model, Compile
         options,
         fns: None,
         solved: None,
+        structure_checked: false,
     })
 }
