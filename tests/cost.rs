@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)]
 //! Cost: derivatives cost a small multiple of the function, never a multiple of n.
 //! Counted with the interpreter's floating-point operation counter, so the numbers are exact
 //! and machine-independent.

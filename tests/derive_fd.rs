@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)]
 //! `derive` against finite differences of re-solved problems, on generated problems of every
 //! condition kind: smooth minimization, equality-constrained QPs, root systems, fixed points,
 //! and inequality-constrained problems at a strictly complementary solution.

@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)]
 //! Solutions and implicit derivatives at scale, against independent dense computations:
 //! ridge at 200×20 and 1000×100 against the normal equations, lasso at 100×1000 (JAXopt's
 //! scale case) against its optimality conditions and the support formula

@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)]
 //! Compiled functions are `Send + Sync` and can be called from many threads at once.
 
 use optc::{Backend, CompileOptions, Model};
