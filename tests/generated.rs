@@ -87,7 +87,7 @@ impl Gen {
             return self.atom(sc);
         }
         let d = depth - 1;
-        let k = self.rng.below(if self.smooth { 24 } else { 29 });
+        let k = self.rng.below(if self.smooth { 36 } else { 44 });
         match k {
             0 | 1 => self.atom(sc),
             2 => format!("{} + {}", self.expr(sc, d), self.expr(sc, d)),
@@ -151,6 +151,45 @@ impl Gen {
                 )
             }
             23 => format!("(dot(x, p) + x'*x)*({})", self.expr(sc, d)),
+            // More smooth builtins and library functions.
+            24 => format!("log1p(({})^2)", self.expr(sc, d)),
+            25 => format!("expm1(0.2*({}))", self.expr(sc, d)),
+            26 => format!(
+                "asin(0.5*tanh({})) + acos(0.5*tanh({}))",
+                self.expr(sc, d),
+                self.expr(sc, d)
+            ),
+            27 => format!(
+                "sinh(0.3*({})) + cosh(0.3*({}))",
+                self.expr(sc, d),
+                self.expr(sc, d)
+            ),
+            28 => format!("tan(0.4*tanh({}))", self.expr(sc, d)),
+            29 => format!("atan2({}, 2 + ({})^2)", self.expr(sc, d), self.expr(sc, d)),
+            30 => format!(
+                "softplus({}) + sigmoid({})",
+                self.expr(sc, d),
+                self.expr(sc, d)
+            ),
+            31 => format!("logsumexp([{} for k in 1..n])", self.expr(sc, d)),
+            32 => format!(
+                "mean(x .* p) + sum(outer(x, p)) + trace(diagm(x))*({})",
+                self.expr(sc, d)
+            ),
+            33 => format!(
+                "sum(diag(outer(p, x))) + dot(A'*q, x)*({})",
+                self.expr(sc, d)
+            ),
+            34 => format!(
+                "squared({}, {}) + huber(0.2*tanh({}), 1)",
+                self.expr(sc, d),
+                self.expr(sc, d),
+                self.expr(sc, d)
+            ),
+            35 => format!(
+                "norm2(x)^2 + sum(i in 1..n, j in 1..m) Z[j, i]*A[j, i]*({})",
+                self.expr(sc, d)
+            ),
             // Non-smooth builtins (not finite-differenced).
             24 => format!("abs({})", self.expr(sc, d)),
             25 => format!("max({}, {})", self.expr(sc, d), self.expr(sc, d)),
@@ -185,7 +224,7 @@ impl Gen {
         src += &format!("param q: real[m] = {}\n", self.literal(&[m]));
         src += &format!("param A: real[m, n] = {}\n", self.literal(&[m, n]));
         src += "var x: real[n]\nvar y\nvar Z: real[m, n]\n";
-        src += "fn g(t) = t^2 + sin(t)\nfn h(a, b) = a*b + g(a)\n";
+        src += "use nn, losses, prox\nfn g(t) = t^2 + sin(t)\nfn h(a, b) = a*b + g(a)\n";
         let sc = Scope { idx: vec![] };
         let depth = 2 + self.rng.below(3);
         if self.rng.below(2) == 0 {

@@ -424,30 +424,44 @@ impl Builder {
     /// An expression with its nesting depth.
     fn expr_d(&self, p: Pair<Rule>) -> R<(Expr, usize)> {
         let span = self.span(&p);
-        let chain = p
-            .clone()
-            .into_inner()
-            .filter(|q| {
-                matches!(
-                    q.as_rule(),
-                    Rule::neg
-                        | Rule::plus
-                        | Rule::not_op
-                        | Rule::sum_prefix
-                        | Rule::if_prefix
-                        | Rule::pow
-                )
-            })
-            .count();
+        // The longest run of operators that precedence climbing nests (prefix operators and
+        // right-associative `^`); any other infix operator ends a run.
+        let mut chain = 0usize;
+        let mut run = 0usize;
+        for q in p.clone().into_inner() {
+            match q.as_rule() {
+                Rule::neg
+                | Rule::plus
+                | Rule::not_op
+                | Rule::sum_prefix
+                | Rule::if_prefix
+                | Rule::pow => {
+                    run += 1;
+                    chain = chain.max(run);
+                }
+                Rule::or_op
+                | Rule::and_op
+                | Rule::cmp_op
+                | Rule::add
+                | Rule::sub
+                | Rule::mul
+                | Rule::div
+                | Rule::emul
+                | Rule::ediv => run = 0,
+                _ => {}
+            }
+        }
         if chain > MAX_OPERATOR_CHAIN {
             return Err(too_deep(span));
         }
-        self.pratt
+        let (e, d) = self
+            .pratt
             .map_primary(|q| self.primary(q))
             .map_prefix(|op, rhs| self.prefix(op, rhs?))
             .map_postfix(|lhs, op| self.postfix(lhs?, op))
             .map_infix(|lhs, op, rhs| self.infix(lhs?, op, rhs?))
-            .parse(kids(p))
+            .parse(kids(p))?;
+        Ok((balance_sums(e), d))
     }
 
     fn primary(&self, q: Pair<Rule>) -> R<(Expr, usize)> {
@@ -611,7 +625,15 @@ impl Builder {
         (rhs, dr): (Expr, usize),
     ) -> R<(Expr, usize)> {
         let span = lhs.span.to(rhs.span);
-        let d = dl.max(dr) + 1;
+        // A long `a + b + c + ...` is rebalanced afterwards (see `balance_sums`): its length
+        // does not count as nesting.
+        let continues_sum =
+            op.as_rule() == Rule::add && matches!(lhs.kind, ExprKind::Binary(BinaryOp::Add, _, _));
+        let d = if continues_sum {
+            dl.max(dr + 1)
+        } else {
+            dl.max(dr) + 1
+        };
         check_depth(d, span)?;
         let bop = match op.as_rule() {
             Rule::or_op => BinaryOp::Or,
@@ -646,6 +668,95 @@ impl Builder {
         Diagnostic::error(Code::Syntax, "the parser met a form it does not know")
             .at(span, "here")
             .help("this is a bug in optc; please report the file")
+    }
+}
+
+/// Sums longer than this are rebalanced into a tree of logarithmic depth.
+const BALANCE_SUMS_OVER: usize = 32;
+
+/// Rebalances long left-nested chains `((a + b) + c) + ...` into balanced trees, so a
+/// machine-generated sum of thousands of terms does not become thousands of levels of
+/// nesting for every later phase. Short sums keep their written order; parenthesized groups
+/// are never regrouped. (Floating-point addition is not associative: the order in which a
+/// long sum is added is not part of the language's contract.)
+fn balance_sums(e: Expr) -> Expr {
+    match e.kind {
+        ExprKind::Binary(BinaryOp::Add, _, _) => {
+            // Collect the chain's operands iteratively (the chain may be very long).
+            let mut operands = Vec::new();
+            let mut cur = e;
+            loop {
+                match cur.kind {
+                    ExprKind::Binary(BinaryOp::Add, l, r) => {
+                        operands.push(*r);
+                        cur = *l;
+                    }
+                    kind => {
+                        operands.push(Expr {
+                            kind,
+                            span: cur.span,
+                        });
+                        break;
+                    }
+                }
+            }
+            operands.reverse();
+            let operands: Vec<Expr> = operands.into_iter().map(balance_inside).collect();
+            if operands.len() > BALANCE_SUMS_OVER {
+                build_balanced(operands)
+            } else {
+                let mut it = operands.into_iter();
+                let mut acc = it.next().unwrap_or(Expr {
+                    kind: ExprKind::Number(0.0),
+                    span: Span::default(),
+                });
+                for r in it {
+                    let span = acc.span.to(r.span);
+                    acc = Expr {
+                        kind: ExprKind::Binary(BinaryOp::Add, Box::new(acc), Box::new(r)),
+                        span,
+                    };
+                }
+                acc
+            }
+        }
+        kind => balance_inside(Expr { kind, span: e.span }),
+    }
+}
+
+/// `balance_sums` applied to the children of a node that is not itself a sum.
+fn balance_inside(e: Expr) -> Expr {
+    let span = e.span;
+    let b = |x: Box<Expr>| Box::new(balance_sums(*x));
+    let kind = match e.kind {
+        ExprKind::Binary(op @ BinaryOp::Add, l, r) => {
+            return balance_sums(Expr {
+                kind: ExprKind::Binary(op, l, r),
+                span,
+            })
+        }
+        ExprKind::Binary(op, l, r) => ExprKind::Binary(op, b(l), b(r)),
+        ExprKind::Unary(op, a) => ExprKind::Unary(op, b(a)),
+        ExprKind::If(c, t, f) => ExprKind::If(b(c), b(t), b(f)),
+        ExprKind::Sum(bs, body) => ExprKind::Sum(bs, b(body)),
+        ExprKind::Transpose(a) => ExprKind::Transpose(b(a)),
+        ExprKind::Index(a, args) => ExprKind::Index(b(a), args),
+        other => other,
+    };
+    Expr { kind, span }
+}
+
+fn build_balanced(mut operands: Vec<Expr>) -> Expr {
+    if operands.len() == 1 {
+        return operands.remove(0);
+    }
+    let right = operands.split_off(operands.len() / 2);
+    let l = build_balanced(operands);
+    let r = build_balanced(right);
+    let span = l.span.to(r.span);
+    Expr {
+        kind: ExprKind::Binary(BinaryOp::Add, Box::new(l), Box::new(r)),
+        span,
     }
 }
 
