@@ -191,13 +191,29 @@ impl Gen {
                 self.expr(sc, d)
             ),
             // Non-smooth builtins (not finite-differenced).
-            24 => format!("abs({})", self.expr(sc, d)),
-            25 => format!("max({}, {})", self.expr(sc, d), self.expr(sc, d)),
-            26 => format!("relu({})", self.expr(sc, d)),
-            27 => format!(
+            36 => format!("abs({})", self.expr(sc, d)),
+            37 => format!("max({}, {})", self.expr(sc, d), self.expr(sc, d)),
+            38 => format!("relu({})", self.expr(sc, d)),
+            39 => format!(
                 "(if {} > {} then {} else {})",
                 self.expr(sc, d),
                 self.expr(sc, d),
+                self.expr(sc, d),
+                self.expr(sc, d)
+            ),
+            40 => format!(
+                "min({}, {}) + floor({}) + ceil({})",
+                self.expr(sc, d),
+                self.expr(sc, d),
+                self.expr(sc, d),
+                self.expr(sc, d)
+            ),
+            41 => format!(
+                "minimum([{} for k in 1..n]) + norm1(x) + norminf(x - p)",
+                self.expr(sc, d)
+            ),
+            42 => format!(
+                "soft_threshold({}, 0.1) + project_box({}, -0.5, 0.5)",
                 self.expr(sc, d),
                 self.expr(sc, d)
             ),
