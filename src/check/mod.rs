@@ -5,7 +5,7 @@
 //! **Everything the user can get wrong about names and shapes is reported here**, before any
 //! IR exists. Statements are checked in order; declarations are visible after their statement.
 
-mod builtins;
+pub mod builtins;
 mod data;
 mod expr;
 pub mod model;

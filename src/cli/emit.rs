@@ -42,24 +42,24 @@ pub(super) fn emit(file: &std::path::Path, what: &EmitWhat, common: &Common) -> 
         Ok(m) => m,
         Err(code) => return code,
     };
-    let r = if what.ir {
-        Ok(emit_ir(&mut model))
+    let form = if what.ir {
+        "ir"
     } else if what.grad {
-        emit_grad(&model)
+        "grad"
     } else if what.kkt {
-        emit_kkt(&model)
+        "kkt"
     } else if what.conditions {
-        emit_conditions(&model)
+        "conditions"
     } else if what.kernel {
-        emit_kernel(&model)
+        "kernel"
     } else if what.clif {
-        emit_clif(&model)
+        "clif"
     } else if what.stats {
-        emit_stats(&mut model)
+        "stats"
     } else {
-        Err(Diagnostic::error(Code::Unsupported, "`optc emit --euler` is not available in this version")
-            .help("the pde driver is not part of this version; use --ir, --grad, --kkt, --conditions, --kernel, --clif or --stats"))
+        "euler"
     };
+    let r = render(&mut model, form);
     match r {
         Ok(text) => {
             print!("{text}");
@@ -69,6 +69,35 @@ pub(super) fn emit(file: &std::path::Path, what: &EmitWhat, common: &Common) -> 
             super::print_diagnostics(std::slice::from_ref(&d), model.sources(), false);
             d.exit_code()
         }
+    }
+}
+
+/// The forms `emit` (and the REPL's `:emit`) can show.
+pub(crate) const FORMS: &[&str] = &[
+    "ir",
+    "grad",
+    "kkt",
+    "conditions",
+    "euler",
+    "kernel",
+    "clif",
+    "stats",
+];
+
+/// One derived form of a compiled model, as text.
+pub(crate) fn render(model: &mut Model, form: &str) -> Result<String, Diagnostic> {
+    match form {
+        "ir" => Ok(emit_ir(model)),
+        "grad" => emit_grad(model),
+        "kkt" => emit_kkt(model),
+        "conditions" => emit_conditions(model),
+        "kernel" => emit_kernel(model),
+        "clif" => emit_clif(model),
+        "stats" => emit_stats(model),
+        "euler" => Err(Diagnostic::error(Code::Unsupported, "`emit --euler` is not available in this version")
+            .help("the pde driver is not part of this version; use ir, grad, kkt, conditions, kernel, clif or stats")),
+        other => Err(Diagnostic::error(Code::Usage, format!("`{other}` is not a form optc can emit"))
+            .help(format!("one of: {}", FORMS.join(", ")))),
     }
 }
 

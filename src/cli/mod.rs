@@ -56,6 +56,15 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// An interactive session: declarations accumulate, expressions are evaluated,
+    /// `:solve`, `:derive`, `:set` and more (`:help`). Reads piped stdin too.
+    Repl {
+        /// A .opt file to start from.
+        file: Option<PathBuf>,
+        /// Which back end runs the compiled kernels.
+        #[arg(long, value_enum, default_value_t = BackendArg::Jit)]
+        backend: BackendArg,
+    },
     /// Explain a diagnostic code, e.g. `optc explain E0201`.
     Explain {
         /// The code (E0101 ...); without it, list every code.
@@ -118,6 +127,29 @@ pub fn main() -> i32 {
         ),
         Command::Emit { file, what, common } => emit::emit(&file, &what, &common),
         Command::Explain { code } => explain(code.as_deref()),
+        Command::Repl { file, backend } => {
+            let style =
+                if std::env::var_os("NO_COLOR").is_some() || !std::io::stdout().is_terminal() {
+                    RenderStyle::Plain
+                } else {
+                    RenderStyle::Color
+                };
+            crate::repl::main(file.as_deref(), backend.into(), style)
+        }
+    }
+}
+
+/// One derived form of a compiled model (`emit`'s forms, by name), for the REPL.
+pub(crate) fn emit_form(model: &mut Model, form: &str) -> Result<String, Diagnostic> {
+    emit::render(model, form)
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Backend {
+        match b {
+            BackendArg::Jit => Backend::Jit,
+            BackendArg::Interp => Backend::Interp,
+        }
     }
 }
 
@@ -441,20 +473,7 @@ fn print_report(r: &RunReport) {
         let _ = writeln!(out);
     }
     if let Some(s) = &r.solve {
-        let verdict = if s.converged {
-            "converged"
-        } else {
-            "did not converge"
-        };
-        let linear = s.linear.map(|l| format!(" ({l})")).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{}{linear} {verdict}: {} iterations, ||F|| = {:.3e}, {:.4} s",
-            s.method.name(),
-            s.iterations,
-            s.residual,
-            s.time_s
-        );
+        let _ = writeln!(out, "{}, {:.4} s", crate::report::solve_line(s), s.time_s);
     }
     for p in &r.prints {
         let _ = writeln!(out, "{} = {}", p.name, fmt_tensor(&p.values, &p.shape));

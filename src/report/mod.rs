@@ -155,6 +155,22 @@ pub fn convergence_svg(
     )
 }
 
+/// The one-line outcome of a solve: method, linear solver, verdict, iterations, ‖F‖.
+pub fn solve_line(r: &crate::solve::SolveResult) -> String {
+    let verdict = if r.converged {
+        "converged"
+    } else {
+        "did not converge"
+    };
+    let linear = r.linear.map(|l| format!(" ({l})")).unwrap_or_default();
+    format!(
+        "{}{linear} {verdict}: {} iterations, ||F|| = {:.3e}",
+        r.method.name(),
+        r.iterations,
+        r.residual
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

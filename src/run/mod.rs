@@ -248,7 +248,7 @@ fn print(
     Ok(())
 }
 
-fn check_finite(v: &[f64], what: &str, t: &T) -> Result<(), Diagnostic> {
+pub(crate) fn check_finite(v: &[f64], what: &str, t: &T) -> Result<(), Diagnostic> {
     if let Some(k) = v.iter().position(|x| !x.is_finite()) {
         let at = if v.len() > 1 {
             format!(" at entry {}", k + 1)
