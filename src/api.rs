@@ -6,6 +6,7 @@
 //! let model = optc::Model::compile(src, &optc::CompileOptions::default()).unwrap();
 //! assert_eq!(model.param("theta"), Some(&[2.0][..]));
 //! ```
+#![warn(missing_docs)]
 
 use crate::check::{self, CheckOptions, Limits, ParamOverride};
 use crate::compiled::{Engine, ExprFns, InterpEngine, SystemFns};
@@ -39,14 +40,18 @@ pub struct CompileOptions {
     pub dims: Vec<(String, usize)>,
     /// `--set NAME=VALUE` overrides (a value text, or `@file`).
     pub params: Vec<(String, String)>,
+    /// Size limits for sources, data files and generated code.
     pub limits: Limits,
+    /// Which back end runs the compiled kernels.
     pub backend: Backend,
 }
 
 /// Compilation failed: the diagnostics, with the sources they point into.
 #[derive(Clone, Debug)]
 pub struct CompileError {
+    /// Every error and warning, in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// The texts the diagnostics' spans point into.
     pub sources: Sources,
 }
 
@@ -73,7 +78,9 @@ impl std::error::Error for CompileError {}
 /// Values of every tensor a kernel can read: vars, params and multipliers.
 #[derive(Clone, Debug, Default)]
 pub struct State {
+    /// Each var's values (row-major), in declaration order.
     pub vars: Vec<Vec<f64>>,
+    /// Each param's values (row-major), in declaration order.
     pub params: Vec<Vec<f64>>,
     /// Multipliers of each system constraint (user constraints, then var bounds).
     pub duals: Vec<Vec<f64>>,
@@ -82,8 +89,11 @@ pub struct State {
 /// Size and cost of one compiled function (see [`Model::function_stats`]).
 #[derive(Clone, Debug)]
 pub struct FunctionStats {
+    /// The function: `F`, `F·v`, `uᵀ∂F`, ...
     pub name: String,
+    /// Nodes of its IR graph after simplification.
     pub ir_nodes: usize,
+    /// Loops, loads, stores and temporaries of its kernel.
     pub kernel: kernel::KernelStats,
     /// Floating-point operations of one evaluation.
     pub flops: u64,
@@ -189,6 +199,7 @@ impl Model {
         Model::compile(&text, &opts)
     }
 
+    /// The source texts (the file, its `use`d modules, `--set` values).
     pub fn sources(&self) -> &Sources {
         &self.sources
     }
@@ -198,14 +209,17 @@ impl Model {
         &self.checked
     }
 
+    /// Warnings from checking (unused names, statements this version skips).
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
     }
 
+    /// The lowered IR program (tensors and their graphs).
     pub fn program(&self) -> &Program {
         &self.program
     }
 
+    /// The IR program, for lowering more expressions into it.
     pub fn program_mut(&mut self) -> &mut Program {
         &mut self.program
     }
@@ -215,6 +229,7 @@ impl Model {
         self.system.as_ref()
     }
 
+    /// The options the model was compiled with.
     pub fn options(&self) -> &CompileOptions {
         &self.options
     }
@@ -224,6 +239,7 @@ impl Model {
         &self.state
     }
 
+    /// The current values, to change in place (shapes must not change).
     pub fn state_mut(&mut self) -> &mut State {
         &mut self.state
     }

@@ -21,6 +21,7 @@ pub enum ExitClass {
 }
 
 impl ExitClass {
+    /// The process exit code.
     pub fn exit_code(self) -> i32 {
         match self {
             ExitClass::File => 1,
@@ -38,9 +39,10 @@ macro_rules! codes {
     ($( $variant:ident = $code:literal, $class:ident, $title:literal, $explain:literal; )*) => {
         /// A stable diagnostic code.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum Code { $( $variant, )* }
+        pub enum Code { $( #[doc = $title] $variant, )* }
 
         impl Code {
+            /// Every code, in table order.
             pub const ALL: &'static [Code] = &[ $( Code::$variant, )* ];
 
             /// The code as written in diagnostics, e.g. `E0201`.
@@ -48,6 +50,7 @@ macro_rules! codes {
                 match self { $( Code::$variant => $code, )* }
             }
 
+            /// Which exit code an error with this code leads to.
             pub fn exit_class(self) -> ExitClass {
                 match self { $( Code::$variant => ExitClass::$class, )* }
             }
@@ -62,6 +65,7 @@ macro_rules! codes {
                 match self { $( Code::$variant => $explain, )* }
             }
 
+            /// Reads a code like `E0201` (any case).
             pub fn parse(s: &str) -> Option<Code> {
                 let s = s.trim().to_ascii_uppercase();
                 Code::ALL.iter().copied().find(|c| c.as_str() == s)

@@ -1,6 +1,7 @@
 //! Diagnostics shared by every phase: source files and spans in, coded reports out.
 //! A phase returns `Diagnostic`s; this module renders them (miette text, JSON) and maps them to
 //! exit codes. **No phase prints; only the CLI and the REPL render.**
+#![warn(missing_docs)]
 
 mod codes;
 
@@ -17,12 +18,16 @@ pub struct FileId(pub u16);
 /// A byte range in one source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
+    /// The file.
     pub file: FileId,
+    /// Byte offset of the first character.
     pub start: u32,
+    /// Byte offset one past the last character.
     pub end: u32,
 }
 
 impl Span {
+    /// A span of bytes `start..end` in `file`.
     pub fn new(file: FileId, start: usize, end: usize) -> Span {
         Span {
             file,
@@ -43,6 +48,7 @@ impl Span {
         }
     }
 
+    /// The byte range.
     pub fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }
@@ -51,8 +57,11 @@ impl Span {
 /// One source text: the user's file, a stdlib module, or a line typed into the REPL.
 #[derive(Clone, Debug)]
 pub struct SourceFile {
+    /// The name shown in diagnostics.
     pub name: String,
+    /// Where it was read from, if a file.
     pub path: Option<PathBuf>,
+    /// The full text.
     pub text: Arc<str>,
 }
 
@@ -63,10 +72,12 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// No files yet.
     pub fn new() -> Sources {
         Sources::default()
     }
 
+    /// Adds a source text; returns its id.
     pub fn add(&mut self, name: impl Into<String>, path: Option<PathBuf>, text: &str) -> FileId {
         self.files.push(SourceFile {
             name: name.into(),
@@ -76,10 +87,12 @@ impl Sources {
         FileId((self.files.len() - 1) as u16)
     }
 
+    /// A file by id.
     pub fn get(&self, id: FileId) -> Option<&SourceFile> {
         self.files.get(id.0 as usize)
     }
 
+    /// A file's text (empty for an unknown id).
     pub fn text(&self, id: FileId) -> &str {
         self.get(id).map(|f| &*f.text).unwrap_or("")
     }
@@ -104,19 +117,25 @@ impl Sources {
         (line, col)
     }
 
+    /// Every file, in the order added.
     pub fn files(&self) -> &[SourceFile] {
         &self.files
     }
 }
 
+/// How serious a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
+    /// Stops the phase; the exit code is non-zero.
     Error,
+    /// Reported; the run goes on.
     Warning,
+    /// Extra information.
     Note,
 }
 
 impl Severity {
+    /// `error`, `warning` or `note`.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",
@@ -129,23 +148,33 @@ impl Severity {
 /// A span with a short text shown under it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Label {
+    /// Where.
     pub span: Span,
+    /// The text under the span.
     pub text: String,
 }
 
 /// A coded report about the user's input: what is wrong, where, and what to do.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
+    /// The stable code (`optc explain CODE`).
     pub code: Code,
+    /// Error, warning or note.
     pub severity: Severity,
+    /// One line: what is wrong.
     pub message: String,
+    /// The main span, if the problem has a place in the source.
     pub primary: Option<Label>,
+    /// Related places (where a shape or a name came from).
     pub secondary: Vec<Label>,
+    /// What to do about it.
     pub help: Option<String>,
+    /// Further facts (figures, context).
     pub notes: Vec<String>,
 }
 
 impl Diagnostic {
+    /// An error with no span yet.
     pub fn error(code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             code,
@@ -158,6 +187,7 @@ impl Diagnostic {
         }
     }
 
+    /// A warning with no span yet.
     pub fn warning(code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
@@ -183,16 +213,19 @@ impl Diagnostic {
         self
     }
 
+    /// Sets the help line.
     pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
         self
     }
 
+    /// Adds a note.
     pub fn note(mut self, note: impl Into<String>) -> Diagnostic {
         self.notes.push(note.into());
         self
     }
 
+    /// Whether this is an error (not a warning or note).
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -226,6 +259,7 @@ impl std::error::Error for Diagnostic {}
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
+    /// Whether any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
         self.0.iter().any(|d| d.is_error())
     }
@@ -239,10 +273,12 @@ impl Diagnostics {
             .unwrap_or(0)
     }
 
+    /// Adds one.
     pub fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
     }
 
+    /// All of them, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter()
     }

@@ -6,6 +6,7 @@
 //! recompiling. Expressions, `:type` and `:derive` compile the session plus one request into
 //! a scratch model that starts from a copy of the session's state, so nothing they do leaks
 //! back into the session.
+#![warn(missing_docs)]
 
 mod input;
 
@@ -90,11 +91,14 @@ pub struct Session {
 /// What the caller should do after a line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
+    /// Read the next input.
     Continue,
+    /// `:quit`: leave.
     Quit,
 }
 
 impl Session {
+    /// An empty session; diagnostics are rendered in `style`.
     pub fn new(backend: Backend, style: RenderStyle) -> Session {
         Session {
             decls: Vec::new(),

@@ -1,5 +1,6 @@
 //! Phase 8 — report. In: numbers and shapes. Out: text for people and JSON for tools
 //! (the stable schema of DESIGN §7). Nothing here computes.
+#![warn(missing_docs)]
 
 pub mod plot;
 

@@ -4,7 +4,9 @@ use plotters::prelude::*;
 
 /// One line of a plot.
 pub struct Series<'a> {
+    /// The legend entry.
     pub name: &'a str,
+    /// (x, y) points, drawn as a line.
     pub points: Vec<(f64, f64)>,
 }
 

@@ -1,5 +1,6 @@
 //! Executing a model's requests in order (`print`, `solve`, `derive`, `tune`, pde solves),
 //! collecting a [`RunReport`] that the CLI renders as text or JSON.
+#![warn(missing_docs)]
 
 use crate::api::Model;
 use crate::check::{Request, T};
@@ -15,13 +16,18 @@ pub use taylor::TaylorCheck;
 pub enum Status {
     /// Requests ran; nothing was solved (values are at the starting point).
     Evaluated,
+    /// The last solve converged; values are at the solution.
     Solved,
+    /// A solve stopped without converging (exit code 2).
     NotConverged,
+    /// A derivative could not be formed at the solution (exit code 3).
     DerivativeFailed,
+    /// A request failed on an error in the input (exit code 1 or 64–70).
     Error,
 }
 
 impl Status {
+    /// The name used in JSON reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Evaluated => "evaluated",
@@ -36,24 +42,36 @@ impl Status {
 /// A named tensor value.
 #[derive(Clone, Debug)]
 pub struct Named {
+    /// The name (or source text, for prints).
     pub name: String,
+    /// Its shape (`[]` for a scalar).
     pub shape: Vec<usize>,
+    /// Its entries, row-major.
     pub values: Vec<f64>,
 }
 
 /// A derivative in the report: `d(of)/d(wrt)` with shape `shape(of) ++ shape(wrt)`.
 #[derive(Clone, Debug)]
 pub struct DerivativeReport {
+    /// The differentiated expression, as written.
     pub of: String,
+    /// The param.
     pub wrt: String,
+    /// 1, or 2 for a second derivative.
     pub order: u8,
+    /// `shape(of) ++ shape(wrt)` (twice `shape(wrt)` for order 2).
     pub shape: Vec<usize>,
+    /// Entries, row-major.
     pub values: Vec<f64>,
+    /// `forward` or `reverse` implicit differentiation.
     pub mode: &'static str,
+    /// The linear solver used for the implicit function theorem.
     pub linear: &'static str,
+    /// Condition number estimate of ∂F/∂z, when computed.
     pub condition: Option<f64>,
 }
 
+/// How to run a model's requests.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// No iteration tables on the log.
@@ -62,8 +80,10 @@ pub struct RunOptions {
     pub check_derivatives: bool,
 }
 
+/// Everything a run produced, for text or JSON output.
 #[derive(Clone, Debug)]
 pub struct RunReport {
+    /// The outcome.
     pub status: Status,
     /// The last solve.
     pub solve: Option<SolveResult>,
@@ -71,6 +91,7 @@ pub struct RunReport {
     pub values: Vec<Named>,
     /// Multipliers of each constraint (and var bound).
     pub duals: Vec<Named>,
+    /// `derive` results, in order.
     pub derivatives: Vec<DerivativeReport>,
     /// `print` statements, with their source text.
     pub prints: Vec<Named>,
@@ -78,6 +99,7 @@ pub struct RunReport {
     pub residuals: Vec<(String, f64)>,
     /// Taylor tests (`--check-derivatives`).
     pub checks: Vec<TaylorCheck>,
+    /// Errors and warnings raised while running.
     pub diagnostics: Vec<Diagnostic>,
 }
 

@@ -8,11 +8,15 @@ use crate::diag::{Code, Diagnostic};
 /// One row of the table.
 #[derive(Clone, Debug)]
 pub struct TaylorCheck {
+    /// The derivative tested, e.g. `F·v` or `uᵀ∂F`.
     pub name: String,
+    /// The step sizes h (empty for an exact identity check).
     pub steps: Vec<f64>,
+    /// The Taylor remainder at each step (or the relative gap of an identity).
     pub remainders: Vec<f64>,
     /// The observed convergence order (2 for a correct derivative).
     pub order: f64,
+    /// Whether the check passed.
     pub ok: bool,
 }
 
