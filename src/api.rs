@@ -553,6 +553,41 @@ impl Model {
     }
 }
 
+/// A param's value must lie inside its declared bounds (E0410).
+fn check_param_bounds(
+    p: &check::model::Param,
+    value: &[f64],
+    lo: Option<&[f64]>,
+    hi: Option<&[f64]>,
+) -> Result<(), Diagnostic> {
+    for (k, &v) in value.iter().enumerate() {
+        let below = lo.map(|l| (v < l[k], l[k]));
+        let above = hi.map(|h| (v > h[k], h[k]));
+        let (side, bound) = match (below, above) {
+            (Some((true, b)), _) => ("below its lower bound", b),
+            (_, Some((true, b))) => ("above its upper bound", b),
+            _ => continue,
+        };
+        let at = if value.len() > 1 {
+            format!(" (entry {})", k + 1)
+        } else {
+            String::new()
+        };
+        return Err(Diagnostic::error(
+            crate::diag::Code::ParamOutOfBounds,
+            format!(
+                "`{}` = {}{at} is {side} {}",
+                p.name,
+                crate::report::fmt_num(v),
+                crate::report::fmt_num(bound)
+            ),
+        )
+        .at(p.span, "declared here")
+        .help("give a value inside the bounds, or widen them"));
+    }
+    Ok(())
+}
+
 fn compile_inner(source: &str, options: CompileOptions) -> Result<Model, CompileError> {
     let mut sources = Sources::new();
     let name = options
@@ -596,6 +631,15 @@ fn compile_inner(source: &str, options: CompileOptions) -> Result<Model, Compile
         check::check(&program, file, &mut sources, &check_opts).map_err(|d| fail(d.0, &sources))?;
     let mut prog = Program::new(&checked);
     let params = ir::param_values(&checked, &mut prog).map_err(|d| fail(vec![d], &sources))?;
+    for (k, p) in checked.params.iter().enumerate() {
+        let n = params[k].len();
+        let lo = ir::bound_values(&checked, &mut prog, &params, p.lo.as_ref(), n)
+            .map_err(|d| fail(vec![d], &sources))?;
+        let hi = ir::bound_values(&checked, &mut prog, &params, p.hi.as_ref(), n)
+            .map_err(|d| fail(vec![d], &sources))?;
+        check_param_bounds(p, &params[k], lo.as_deref(), hi.as_deref())
+            .map_err(|d| fail(vec![d], &sources))?;
+    }
     let vars = ir::var_starts(&checked, &mut prog, &params).map_err(|d| fail(vec![d], &sources))?;
     let mut bounds = Vec::new();
     for v in &checked.vars {

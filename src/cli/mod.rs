@@ -496,6 +496,7 @@ fn print_report(r: &RunReport) {
     }
     let header = match r.status {
         run::Status::Evaluated => "values at the starting point:",
+        run::Status::NotConverged => "values at the last iterate (not a solution):",
         _ => "values at the solution:",
     };
     if !r.values.is_empty() {

@@ -199,6 +199,10 @@ positive integer; NAME must be a param (for --set) or a dim (for --dim) of the f
 inside other expressions.";
     DataEmpty = "E0409", Data, "data file is empty",
 "The data file holds no numbers.";
+    ParamOutOfBounds = "E0410", File, "param value outside its declared bounds",
+"A param declared with `>= a`, `<= b` or `in [a, b]` (the box `tune` searches) must start
+inside it: its default, loaded or --set value violates a bound. The message names the first
+offending entry.";
 
     // ---- E05xx: the system of conditions ------------------------------------------------
     NotSquare = "E0501", File, "the system is not square",

@@ -297,6 +297,7 @@ fn final_values(model: &mut Model, report: &mut RunReport) -> Result<(), Diagnos
     let ts: Vec<T> = checked.lets.iter().map(|l| l.expr.clone()).collect();
     let values = eval_texprs(model, &ts)?;
     for (l, v) in checked.lets.iter().zip(values) {
+        check_finite(&v, &l.name, &l.expr)?;
         report.values.push(Named {
             name: l.name.clone(),
             shape: l.expr.shape.clone(),
@@ -324,7 +325,7 @@ fn final_values(model: &mut Model, report: &mut RunReport) -> Result<(), Diagnos
             )
         })?;
         for ((name, _), v) in blocks.iter().zip(values) {
-            let norm = v.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+            let norm = crate::solve::linalg::norm_inf(&v);
             report.residuals.push((name.clone(), norm));
         }
     }

@@ -220,7 +220,14 @@ pub fn norm2(a: &[f64]) -> f64 {
 }
 
 pub fn norm_inf(a: &[f64]) -> f64 {
-    a.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+    // `f64::max` drops NaN; a norm must not, or a NaN residual would look like zero.
+    a.iter().fold(0.0f64, |m, x| {
+        if m.is_nan() || x.is_nan() {
+            f64::NAN
+        } else {
+            m.max(x.abs())
+        }
+    })
 }
 
 /// y ← y + a·x
