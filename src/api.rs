@@ -114,7 +114,12 @@ pub struct Model {
     solved: Option<SolveOptions>,
     /// The structural check is a property of the system, not of the values: done once.
     structure_checked: bool,
+    /// Each param's declared bounds (evaluated at compile time), enforced by `set_param`.
+    param_bounds: Vec<ParamBounds>,
 }
+
+/// Lower and upper bounds of one param, entry by entry (`None`: unbounded on that side).
+type ParamBounds = (Option<Vec<f64>>, Option<Vec<f64>>);
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -256,7 +261,8 @@ impl Model {
         self.state.vars.get(id.index()).map(|v| &v[..])
     }
 
-    /// Sets a param's value without recompiling (shapes are fixed).
+    /// Sets a param's value without recompiling (shapes are fixed; declared bounds are
+    /// enforced).
     pub fn set_param(&mut self, name: &str, values: &[f64]) -> Result<(), String> {
         let id = self
             .checked
@@ -272,11 +278,20 @@ impl Model {
                 k + 1
             ));
         }
-        self.state.params[id.index()] = if values.len() == n {
+        let values = if values.len() == n {
             values.to_vec()
         } else {
             vec![values[0]; n]
         };
+        let (lo, hi) = &self.param_bounds[id.index()];
+        check_param_bounds(
+            self.checked.param(id),
+            &values,
+            lo.as_deref(),
+            hi.as_deref(),
+        )
+        .map_err(|d| d.message)?;
+        self.state.params[id.index()] = values;
         Ok(())
     }
 
@@ -631,6 +646,7 @@ fn compile_inner(source: &str, options: CompileOptions) -> Result<Model, Compile
         check::check(&program, file, &mut sources, &check_opts).map_err(|d| fail(d.0, &sources))?;
     let mut prog = Program::new(&checked);
     let params = ir::param_values(&checked, &mut prog).map_err(|d| fail(vec![d], &sources))?;
+    let mut param_bounds = Vec::new();
     for (k, p) in checked.params.iter().enumerate() {
         let n = params[k].len();
         let lo = ir::bound_values(&checked, &mut prog, &params, p.lo.as_ref(), n)
@@ -639,6 +655,7 @@ fn compile_inner(source: &str, options: CompileOptions) -> Result<Model, Compile
             .map_err(|d| fail(vec![d], &sources))?;
         check_param_bounds(p, &params[k], lo.as_deref(), hi.as_deref())
             .map_err(|d| fail(vec![d], &sources))?;
+        param_bounds.push((lo, hi));
     }
     let vars = ir::var_starts(&checked, &mut prog, &params).map_err(|d| fail(vec![d], &sources))?;
     let mut bounds = Vec::new();
@@ -676,5 +693,6 @@ fn compile_inner(source: &str, options: CompileOptions) -> Result<Model, Compile
         fns: None,
         solved: None,
         structure_checked: false,
+        param_bounds,
     })
 }

@@ -172,3 +172,15 @@ fn greek_spellings_and_continuation_rules() {
     assert!(!optc::repl::continues("let r = 1..n # a comment with (\n"));
     assert!(!optc::repl::continues(":type x +\n"));
 }
+
+#[test]
+fn set_respects_declared_bounds() {
+    let out =
+        session("param t = 1 in [0, 2]\nvar x = 0\ncondition x - t == 0\n:set t = 5\n:solve\n");
+    assert!(out.contains("cannot set `t`"), "{out}");
+    assert!(out.contains("above its upper bound 2"), "{out}");
+    assert!(
+        (value(&out, "x") - 1.0).abs() < 1e-12,
+        "the old value is kept:\n{out}"
+    );
+}

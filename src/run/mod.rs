@@ -157,9 +157,11 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                     Ok(r) => {
                         let converged = r.converged;
                         if !converged {
-                            report
-                                .diagnostics
-                                .push(crate::solve::failure_diagnostic(&r, *span));
+                            let mut d = crate::solve::failure_diagnostic(&r, *span);
+                            if d.code == Code::NumericalFault {
+                                locate_fault(model, &mut d);
+                            }
+                            report.diagnostics.push(d);
                             report.status = Status::NotConverged;
                         } else if report.status == Status::Evaluated {
                             report.status = Status::Solved;
@@ -237,6 +239,29 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
     }
     let _ = log.flush();
     report
+}
+
+/// Points a non-finite residual at the condition block and entry that produced it.
+fn locate_fault(model: &Model, d: &mut Diagnostic) {
+    let Some(sys) = model.system() else { return };
+    let exprs: Vec<crate::ir::TensorExpr> = sys.blocks.iter().map(|b| b.expr.clone()).collect();
+    let Ok(values) = model.evaluate(&exprs) else {
+        return;
+    };
+    for (b, v) in sys.blocks.iter().zip(&values) {
+        if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+            let at = if v.len() > 1 {
+                format!(" at entry {}", k + 1)
+            } else {
+                String::new()
+            };
+            d.secondary.push(crate::diag::Label {
+                span: b.span,
+                text: format!("`{}` is {}{at} here", b.name, v[k]),
+            });
+            return;
+        }
+    }
 }
 
 fn eval_texprs(model: &mut Model, items: &[T]) -> Result<Vec<Vec<f64>>, Diagnostic> {
