@@ -56,8 +56,10 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// An interactive session: declarations accumulate, expressions are evaluated,
-    /// `:solve`, `:derive`, `:set` and more (`:help`). Reads piped stdin too.
+    /// An interactive session (`:help` lists its commands); also reads piped stdin.
+    ///
+    /// Declarations accumulate into a session model, expressions are evaluated at the current
+    /// point, and `:solve`, `:derive`, `:set` work on the compiled model.
     Repl {
         /// A .opt file to start from.
         file: Option<PathBuf>,
