@@ -278,27 +278,35 @@ impl Session {
     }
 
     fn solve(&mut self, spec: Option<&crate::check::model::MethodSpec>, out: &mut dyn Write) {
-        let Some(model) = self.model.as_mut() else {
+        let Some(mut model) = self.model.take() else {
             let _ = writeln!(
                 out,
                 "nothing to solve yet: declare vars and conditions first"
             );
             return;
         };
+        self.solved = self.solve_model(&mut model, spec, out);
+        self.model = Some(model);
+    }
+
+    /// Solves the session model and prints the outcome; returns whether it converged.
+    fn solve_model(
+        &self,
+        model: &mut Model,
+        spec: Option<&crate::check::model::MethodSpec>,
+        out: &mut dyn Write,
+    ) -> bool {
+        // Typed commands have no place in the session text: failures are shown without a span.
         let span = Span::new(crate::diag::FileId(0), 0, 0);
-        self.solved = false;
         match model.solve(spec, span, None) {
             Ok(r) => {
                 let _ = writeln!(out, "{}", crate::report::solve_line(&r));
                 if !r.converged {
                     let mut d = crate::solve::failure_diagnostic(&r, span);
                     d.primary = None;
-                    let m = self.model.as_ref();
-                    self.fail(&d, m, out);
-                    return;
+                    self.fail(&d, Some(model), out);
+                    return false;
                 }
-                self.solved = true;
-                let model = self.model.as_ref().expect("solved a model");
                 let c = model.checked();
                 for (k, v) in c.vars.iter().enumerate() {
                     let _ = writeln!(
@@ -318,11 +326,12 @@ impl Session {
                         );
                     }
                 }
+                true
             }
             Err(mut d) => {
                 d.primary = None;
-                let m = self.model.as_ref();
-                self.fail(&d, m, out);
+                self.fail(&d, Some(model), out);
+                false
             }
         }
     }
@@ -486,10 +495,7 @@ impl Session {
             .unwrap_or_else(|| PathBuf::from("."));
         match self.compile("") {
             Ok(m) => {
-                self.model = None;
-                self.adopt(m, out);
-                self.loaded = Some(path.to_path_buf());
-                let c = self.model.as_ref().expect("adopted").checked();
+                let c = m.checked();
                 let _ = writeln!(
                     out,
                     "loaded {}: {} params, {} vars, {} requests (not run: use :solve, :derive)",
@@ -498,6 +504,9 @@ impl Session {
                     c.vars.len(),
                     c.requests.len()
                 );
+                self.model = None;
+                self.adopt(m, out);
+                self.loaded = Some(path.to_path_buf());
             }
             Err(e) => {
                 let _ = write!(out, "{}", e.render(self.style));
@@ -534,7 +543,9 @@ impl Session {
                 return;
             }
         };
-        let model = self.model.as_mut().expect("checked above");
+        let Some(model) = self.model.as_mut() else {
+            return;
+        };
         let r = if is_param {
             model.set_param(name, &values)
         } else {
@@ -548,19 +559,9 @@ impl Session {
                 if is_param {
                     self.solved = false;
                 }
-                let shown = if is_param {
-                    model.param(name)
-                } else {
-                    model.var(name)
-                };
-                let shape = if is_param {
-                    let id = model.checked().param_by_name(name).expect("param");
-                    model.checked().param(id).shape.clone()
-                } else {
-                    let id = model.checked().var_by_name(name).expect("var");
-                    model.checked().var(id).shape.clone()
-                };
-                let _ = writeln!(out, "{name} = {}", fmt_tensor(shown.unwrap_or(&[]), &shape));
+                if let Some((v, shape)) = current(model, name) {
+                    let _ = writeln!(out, "{name} = {}", fmt_tensor(v, shape));
+                }
             }
             Err(e) => {
                 let _ = writeln!(out, "cannot set `{name}`: {e}");
@@ -585,26 +586,14 @@ impl Session {
             return;
         };
         let _ = writeln!(out, "{}", lines[k].trim());
-        let c = model.checked();
-        if let Some(id) = c.param_by_name(name) {
-            let shape = c.param(id).shape.clone();
-            let v = model.param(name).unwrap_or(&[]);
+        if let Some((v, shape)) = current(model, name) {
             let _ = writeln!(
                 out,
                 "  value: {}  ({})",
-                fmt_tensor(v, &shape),
-                shape_str(&shape)
+                fmt_tensor(v, shape),
+                shape_str(shape)
             );
-        } else if let Some(id) = c.var_by_name(name) {
-            let shape = c.var(id).shape.clone();
-            let v = model.var(name).unwrap_or(&[]);
-            let _ = writeln!(
-                out,
-                "  value: {}  ({})",
-                fmt_tensor(v, &shape),
-                shape_str(&shape)
-            );
-        } else if let Some(d) = c.dims.iter().find(|d| d.name == name) {
+        } else if let Some(d) = model.checked().dims.iter().find(|d| d.name == name) {
             let _ = writeln!(out, "  value: {}", d.value);
         }
         let uses: Vec<usize> = lines
@@ -639,6 +628,16 @@ fn eval_items(m: &mut Model, items: &[(String, T)]) -> Result<Vec<Vec<f64>>, Dia
         crate::run::check_finite(v, text, t)?;
     }
     Ok(values)
+}
+
+/// A param's or var's current value and shape.
+fn current<'m>(model: &'m Model, name: &str) -> Option<(&'m [f64], &'m [usize])> {
+    let c = model.checked();
+    if let Some(id) = c.param_by_name(name) {
+        return Some((model.param(name)?, &c.param(id).shape));
+    }
+    let id = c.var_by_name(name)?;
+    Some((model.var(name)?, &c.var(id).shape))
 }
 
 fn first_word(text: &str) -> &str {
