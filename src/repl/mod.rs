@@ -161,6 +161,18 @@ impl Session {
         }
     }
 
+    /// A scratch model with `print exprs` appended, and the checked print items.
+    fn printed(&self, exprs: &str, out: &mut dyn Write) -> Option<(Model, Vec<(String, T)>)> {
+        let m = self.scratch(&format!("print {exprs}"), out)?;
+        match m.checked().requests.last() {
+            Some(Request::Print { items, .. }) => {
+                let items = items.clone();
+                Some((m, items))
+            }
+            _ => None,
+        }
+    }
+
     fn fail(&self, d: &Diagnostic, model: Option<&Model>, out: &mut dyn Write) {
         let sources = model.map(|m| m.sources().clone()).unwrap_or_default();
         let _ = write!(out, "{}", crate::diag::render(d, &sources, self.style));
@@ -261,10 +273,7 @@ impl Session {
     }
 
     fn evaluate(&mut self, expr: &str, out: &mut dyn Write) {
-        let Some(mut m) = self.scratch(&format!("print {expr}"), out) else {
-            return;
-        };
-        let Some(Request::Print { items, .. }) = m.checked().requests.last().cloned() else {
+        let Some((mut m, items)) = self.printed(expr, out) else {
             return;
         };
         match eval_items(&mut m, &items) {
@@ -416,11 +425,9 @@ impl Session {
                 }
             },
             "type" | "t" => {
-                if let Some(m) = self.scratch(&format!("print {arg}"), out) {
-                    if let Some(Request::Print { items, .. }) = m.checked().requests.last() {
-                        for (_, t) in items {
-                            let _ = writeln!(out, "{}", shape_str(&t.shape));
-                        }
+                if let Some((_, items)) = self.printed(arg, out) {
+                    for (_, t) in items {
+                        let _ = writeln!(out, "{}", shape_str(&t.shape));
                     }
                 }
             }
@@ -530,10 +537,7 @@ impl Session {
             let _ = writeln!(out, "no param or var named `{name}`");
             return;
         }
-        let Some(mut m) = self.scratch(&format!("print {value}"), out) else {
-            return;
-        };
-        let Some(Request::Print { items, .. }) = m.checked().requests.last().cloned() else {
+        let Some((mut m, items)) = self.printed(value, out) else {
             return;
         };
         let values = match eval_items(&mut m, &items) {
