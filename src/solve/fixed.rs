@@ -67,21 +67,11 @@ pub fn solve(
     // Histories of x and g = T(x) − x.
     let mut xs: Vec<Vec<f64>> = Vec::new();
     let mut gs: Vec<Vec<f64>> = Vec::new();
-    let result = |converged: bool, it, res, history, failure: Option<(String, Code)>| SolveResult {
-        method,
-        linear: None,
-        iterations: it,
-        residual: res,
-        converged,
-        history,
-        time_s: 0.0,
-        failure: failure.as_ref().map(|f| f.0.clone()),
-        failure_code: failure.map(|f| f.1),
-    };
+    let result =
+        |it, res, history, failure| SolveResult::end(method, None, it, res, history, failure);
     for it in 1..=o.max_iter {
         if !res.is_finite() {
             return Ok(result(
-                false,
                 it - 1,
                 res,
                 history,
@@ -89,11 +79,10 @@ pub fn solve(
             ));
         }
         if res <= o.tol {
-            return Ok(result(true, it - 1, res, history, None));
+            return Ok(result(it - 1, res, history, None));
         }
         if res > 1e6 * res0 {
             return Ok(result(
-                false,
                 it - 1,
                 res,
                 history,
@@ -105,7 +94,6 @@ pub fn solve(
         }
         if super::time_up(&start, o) {
             return Ok(result(
-                false,
                 it - 1,
                 res,
                 history,
@@ -216,7 +204,7 @@ pub fn solve(
         history.push(rec);
     }
     if res <= o.tol {
-        return Ok(result(true, o.max_iter, res, history, None));
+        return Ok(result(o.max_iter, res, history, None));
     }
     let code = if res > res0 {
         Code::NonContractive
@@ -231,5 +219,5 @@ pub fn solve(
     } else {
         format!("{} iterations reached", o.max_iter)
     };
-    Ok(result(false, o.max_iter, res, history, Some((why, code))))
+    Ok(result(o.max_iter, res, history, Some((why, code))))
 }

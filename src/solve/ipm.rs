@@ -109,16 +109,8 @@ pub fn solve(
     let mut t = if mi > 0 { 1.0 } else { 0.0 };
     let mut history = Vec::new();
     let obj = |z: &[f64]| p.fns.objective(z, p.state, None).ok();
-    let result = |converged, it, res, history, failure: Option<(String, Code)>| SolveResult {
-        method: Method::InteriorPoint,
-        linear: Some("lu"),
-        iterations: it,
-        residual: res,
-        converged,
-        history,
-        time_s: 0.0,
-        failure: failure.as_ref().map(|x| x.0.clone()),
-        failure_code: failure.map(|x| x.1),
+    let result = |it, res, history, failure| {
+        SolveResult::end(Method::InteriorPoint, Some("lu"), it, res, history, failure)
     };
     let mut r = residuals(p, &l, z, &s, t)?;
     let (mut last_step, mut last_alpha) = (0.0, 0.0);
@@ -152,7 +144,6 @@ pub fn solve(
         history.push(rec);
         if !res.is_finite() {
             return Ok(result(
-                false,
                 it,
                 res,
                 history,
@@ -161,7 +152,7 @@ pub fn solve(
         }
         if res <= o.tol {
             // Leave the multipliers consistent with exact complementarity at the solution.
-            return Ok(result(true, it, res, history, None));
+            return Ok(result(it, res, history, None));
         }
         if it == o.max_iter {
             let code = if inf_pr > 1e-6 {
@@ -170,7 +161,6 @@ pub fn solve(
                 Code::NotConverged
             };
             return Ok(result(
-                false,
                 it,
                 res,
                 history,
@@ -179,7 +169,6 @@ pub fn solve(
         }
         if super::time_up(&start, o) {
             return Ok(result(
-                false,
                 it,
                 res,
                 history,
@@ -243,7 +232,6 @@ pub fn solve(
         };
         if d.iter().any(|v| !v.is_finite()) {
             return Ok(result(
-                false,
                 it,
                 res,
                 history,

@@ -27,21 +27,12 @@ pub fn solve(
     };
     log.row(&rec);
     history.push(rec);
-    let done = |converged, it, res, history, failure: Option<(String, Code)>| SolveResult {
-        method: Method::Lbfgs,
-        linear: None,
-        iterations: it,
-        residual: res,
-        converged,
-        history,
-        time_s: 0.0,
-        failure: failure.as_ref().map(|x| x.0.clone()),
-        failure_code: failure.map(|x| x.1),
+    let done = |it, res, history, failure| {
+        SolveResult::end(Method::Lbfgs, None, it, res, history, failure)
     };
     for it in 1..=o.max_iter {
         if !res.is_finite() || !f.is_finite() {
             return Ok(done(
-                false,
                 it - 1,
                 res,
                 history,
@@ -52,11 +43,10 @@ pub fn solve(
             ));
         }
         if res <= o.tol {
-            return Ok(done(true, it - 1, res, history, None));
+            return Ok(done(it - 1, res, history, None));
         }
         if super::time_up(&start, o) {
             return Ok(done(
-                false,
                 it - 1,
                 res,
                 history,
@@ -116,7 +106,6 @@ pub fn solve(
         if !accepted {
             // At the limit of precision f no longer decreases; report honestly.
             return Ok(done(
-                false,
                 it - 1,
                 res,
                 history,
@@ -152,10 +141,9 @@ pub fn solve(
         history.push(rec);
     }
     if res <= o.tol {
-        return Ok(done(true, o.max_iter, res, history, None));
+        return Ok(done(o.max_iter, res, history, None));
     }
     Ok(done(
-        false,
         o.max_iter,
         res,
         history,

@@ -493,6 +493,35 @@ pub fn solve(
 }
 
 /// The diagnostic for a solve that did not converge, at the `solve` statement.
+impl SolveResult {
+    /// The result of a solve that stopped: converged when there is no failure, else the
+    /// reason and its diagnostic code. `time_s` is filled in by the caller.
+    pub(crate) fn end(
+        method: Method,
+        linear: Option<&'static str>,
+        iterations: usize,
+        residual: f64,
+        history: Vec<IterRecord>,
+        failure: Option<(String, Code)>,
+    ) -> SolveResult {
+        let (failure, failure_code) = match failure {
+            Some((why, code)) => (Some(why), Some(code)),
+            None => (None, None),
+        };
+        SolveResult {
+            method,
+            linear,
+            iterations,
+            residual,
+            converged: failure.is_none(),
+            history,
+            time_s: 0.0,
+            failure,
+            failure_code,
+        }
+    }
+}
+
 pub fn failure_diagnostic(r: &SolveResult, span: Span) -> Diagnostic {
     let code = r.failure_code.unwrap_or(Code::NotConverged);
     let why = r.failure.clone().unwrap_or_else(|| "it stopped".into());

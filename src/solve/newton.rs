@@ -42,17 +42,14 @@ pub fn solve(
     log.row(&rec);
     history.push(rec);
     let fail = |iterations, res, history, why: String, code, linear| {
-        Ok(SolveResult {
-            method: super::Method::Newton,
+        Ok(SolveResult::end(
+            super::Method::Newton,
             linear,
             iterations,
-            residual: res,
-            converged: false,
+            res,
             history,
-            time_s: 0.0,
-            failure: Some(why),
-            failure_code: Some(code),
-        })
+            Some((why, code)),
+        ))
     };
     for it in 1..=o.max_iter {
         if !res.is_finite() {
@@ -66,17 +63,14 @@ pub fn solve(
             );
         }
         if res <= o.tol {
-            return Ok(SolveResult {
-                method: super::Method::Newton,
-                linear: linear_used,
-                iterations: it - 1,
-                residual: res,
-                converged: true,
+            return Ok(SolveResult::end(
+                super::Method::Newton,
+                linear_used,
+                it - 1,
+                res,
                 history,
-                time_s: 0.0,
-                failure: None,
-                failure_code: None,
-            });
+                None,
+            ));
         }
         if super::time_up(&start, o) {
             return fail(
@@ -171,17 +165,14 @@ pub fn solve(
         history.push(rec);
     }
     if res <= o.tol {
-        return Ok(SolveResult {
-            method: super::Method::Newton,
-            linear: linear_used,
-            iterations: o.max_iter,
-            residual: res,
-            converged: true,
+        return Ok(SolveResult::end(
+            super::Method::Newton,
+            linear_used,
+            o.max_iter,
+            res,
             history,
-            time_s: 0.0,
-            failure: None,
-            failure_code: None,
-        });
+            None,
+        ));
     }
     fail(
         o.max_iter,
