@@ -395,13 +395,7 @@ fn check_complementarity(p: &Problem, z: &[f64], span: Span) -> Result<(), Diagn
         .enumerate()
         .filter(|(_, c)| c.kind == ConstraintKind::Le)
         .flat_map(|(k, _)| {
-            let u = p
-                .sys
-                .unknowns
-                .iter()
-                .position(|u| u.kind == UnknownKind::Multiplier(k))
-                .unwrap_or(0);
-            let (_, off, len) = p.fns.layout.unknowns[u];
+            let (off, len) = p.multiplier_slot(k);
             z[off..off + len].to_vec()
         })
         .fold(0.0f64, |a, x| a.max(x.abs()))
@@ -410,13 +404,7 @@ fn check_complementarity(p: &Problem, z: &[f64], span: Span) -> Result<(), Diagn
         if c.kind != ConstraintKind::Le {
             continue;
         }
-        let u = p
-            .sys
-            .unknowns
-            .iter()
-            .position(|u| u.kind == UnknownKind::Multiplier(k))
-            .unwrap_or(0);
-        let (_, off, len) = p.fns.layout.unknowns[u];
+        let (off, len) = p.multiplier_slot(k);
         let (goff, _) = p.fns.cons_layout[k];
         for i in 0..len {
             let mu = z[off + i];

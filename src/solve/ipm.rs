@@ -42,13 +42,7 @@ fn layout(p: &Problem) -> Layout {
         if c.kind != ConstraintKind::Le {
             continue;
         }
-        let u = p
-            .sys
-            .unknowns
-            .iter()
-            .position(|u| u.kind == UnknownKind::Multiplier(k))
-            .unwrap_or(0);
-        let (_, zoff, len) = p.fns.layout.unknowns[u];
+        let (zoff, len) = p.multiplier_slot(k);
         let (goff, _) = p.fns.cons_layout[k];
         for e in 0..len {
             ineq.push((zoff + e, goff + e));

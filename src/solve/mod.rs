@@ -370,6 +370,19 @@ pub struct Problem<'a> {
 }
 
 impl Problem<'_> {
+    /// Where constraint `k`'s multiplier sits in z: (offset, length). The system derivation
+    /// gives every constraint one multiplier unknown.
+    pub fn multiplier_slot(&self, k: usize) -> (usize, usize) {
+        let u = self
+            .sys
+            .unknowns
+            .iter()
+            .position(|u| u.kind == crate::system::UnknownKind::Multiplier(k))
+            .unwrap_or(0);
+        let (_, off, len) = self.fns.layout.unknowns[u];
+        (off, len)
+    }
+
     pub fn n(&self) -> usize {
         self.fns.layout.n
     }
