@@ -248,6 +248,15 @@ pub struct KrylovInfo {
     pub converged: bool,
 }
 
+/// r = b − A x.
+fn residual(a: &mut Op, b: &[f64], x: &[f64], r: &mut [f64]) -> Result<(), String> {
+    a(x, r)?;
+    for (ri, bi) in r.iter_mut().zip(b) {
+        *ri = bi - *ri;
+    }
+    Ok(())
+}
+
 /// Conjugate gradients for symmetric positive definite A.
 pub fn cg(
     a: &mut Op,
@@ -258,10 +267,7 @@ pub fn cg(
 ) -> Result<KrylovInfo, String> {
     let n = b.len();
     let mut r = vec![0.0; n];
-    a(x, &mut r)?;
-    for i in 0..n {
-        r[i] = b[i] - r[i];
-    }
+    residual(a, b, x, &mut r)?;
     let bnorm = norm2(b).max(f64::MIN_POSITIVE);
     let mut p = r.clone();
     let mut ap = vec![0.0; n];
@@ -311,10 +317,7 @@ pub fn minres(
 ) -> Result<KrylovInfo, String> {
     let n = b.len();
     let mut r1 = vec![0.0; n];
-    a(x, &mut r1)?;
-    for i in 0..n {
-        r1[i] = b[i] - r1[i];
-    }
+    residual(a, b, x, &mut r1)?;
     let bnorm = norm2(b).max(f64::MIN_POSITIVE);
     let mut beta1 = norm2(&r1);
     if beta1 <= tol * bnorm {
@@ -398,10 +401,7 @@ pub fn gmres(
     let mut total = 0;
     let mut r = vec![0.0; n];
     loop {
-        a(x, &mut r)?;
-        for i in 0..n {
-            r[i] = b[i] - r[i];
-        }
+        residual(a, b, x, &mut r)?;
         let beta = norm2(&r);
         if beta <= tol * bnorm || total >= max_iter {
             return Ok(KrylovInfo {
@@ -483,10 +483,7 @@ pub fn bicgstab(
     let n = b.len();
     let bnorm = norm2(b).max(f64::MIN_POSITIVE);
     let mut r = vec![0.0; n];
-    a(x, &mut r)?;
-    for i in 0..n {
-        r[i] = b[i] - r[i];
-    }
+    residual(a, b, x, &mut r)?;
     let r0 = r.clone();
     let (mut rho, mut alpha, mut omega) = (1.0, 1.0, 1.0);
     let mut v = vec![0.0; n];
