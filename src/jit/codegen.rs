@@ -117,13 +117,7 @@ pub fn compile(
             g.body(&k.body, &HashSet::new(), &HashSet::new())?;
             g.finish();
         }
-        if want_text {
-            text.push_str(&ctx.func.display().to_string());
-        }
-        module
-            .define_function(entry_id, &mut ctx)
-            .map_err(|e| format!("cranelift: {e:?}"))?;
-        module.clear_context(&mut ctx);
+        define(module, &mut ctx, entry_id, want_text.then_some(&mut text))?;
     } else {
         // Which locals cross chunk boundaries: they live in a memory area after the buffers.
         let uses: Vec<HashSet<u32>> = chunks
@@ -159,13 +153,7 @@ pub fn compile(
                 g.body(&k.body[range.clone()], &live_in, &live_out)?;
                 g.finish();
             }
-            if want_text {
-                text.push_str(&ctx.func.display().to_string());
-            }
-            module
-                .define_function(id, &mut ctx)
-                .map_err(|e| format!("cranelift: {e:?}"))?;
-            module.clear_context(&mut ctx);
+            define(module, &mut ctx, id, want_text.then_some(&mut text))?;
             ids.push(id);
         }
         entry_id = module
@@ -187,13 +175,7 @@ pub fn compile(
             b.seal_all_blocks();
             b.finalize(module.target_config());
         }
-        if want_text {
-            text.push_str(&ctx.func.display().to_string());
-        }
-        module
-            .define_function(entry_id, &mut ctx)
-            .map_err(|e| format!("cranelift: {e:?}"))?;
-        module.clear_context(&mut ctx);
+        define(module, &mut ctx, entry_id, want_text.then_some(&mut text))?;
     }
     module
         .finalize_definitions()
@@ -204,6 +186,24 @@ pub fn compile(
     // `extern "C"` means on this host.
     let entry = unsafe { std::mem::transmute::<*const u8, super::Entry>(code) };
     Ok((entry, text))
+}
+
+/// Defines the function built in `ctx` as `id` (appending its IR to `text` when asked) and
+/// clears the context for the next one.
+fn define(
+    module: &mut JITModule,
+    ctx: &mut cranelift_codegen::Context,
+    id: FuncId,
+    text: Option<&mut String>,
+) -> Result<(), String> {
+    if let Some(t) = text {
+        t.push_str(&ctx.func.display().to_string());
+    }
+    module
+        .define_function(id, ctx)
+        .map_err(|e| format!("cranelift: {e:?}"))?;
+    module.clear_context(ctx);
+    Ok(())
 }
 
 /// Whether the kernel needs a locals area (chunked), and its length.
