@@ -175,7 +175,7 @@ impl Checker<'_> {
                     shape_str(&b.shape)
                 ),
             )
-            .at(span, "shapes do not fit")
+            .at(operator_span(a.span, b.span, span), "shapes do not fit")
             .also(a.span, format!("this is {}", shape_str(&a.shape)))
             .also(b.span, format!("this is {}", shape_str(&b.shape)))
             .help("elementwise operations need equal shapes or a scalar on one side"));
@@ -451,7 +451,7 @@ impl Checker<'_> {
                     shape_str(&b.shape)
                 ),
             )
-            .at(span, "in this product")
+            .at(operator_span(a.span, b.span, span), "in this product")
             .also(a.span, format!("this is {}", shape_str(&a.shape)))
             .also(b.span, format!("this is {}", shape_str(&b.shape)))
             .help(help.to_string())
@@ -1469,4 +1469,18 @@ fn not_bool(t: &T, what: &str) -> Diagnostic {
     Diagnostic::error(Code::NotBoolean, format!("`{what}` needs a condition"))
         .at(t.span, "this is a number, not a comparison")
         .help("write a comparison such as `x > 0`")
+}
+
+/// The text between two operands (the operator), so that the three labels of a binary
+/// shape error do not overlap; the whole expression when the operands are not in order.
+fn operator_span(a: Span, b: Span, whole: Span) -> Span {
+    if a.file == b.file && a.end < b.start {
+        Span {
+            file: a.file,
+            start: a.end,
+            end: b.start,
+        }
+    } else {
+        whole
+    }
 }
