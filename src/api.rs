@@ -118,6 +118,22 @@ pub struct Model {
     param_bounds: Vec<ParamBounds>,
 }
 
+/// Compiled derivatives of one scalar expression of the solution with respect to some
+/// params (see [`Model::hypergradient_fns`]).
+pub struct Hypergradient {
+    text: String,
+    fns: Vec<(check::ParamId, ExprFns)>,
+}
+
+impl std::fmt::Debug for Hypergradient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hypergradient")
+            .field("of", &self.text)
+            .field("params", &self.fns.len())
+            .finish()
+    }
+}
+
 /// Lower and upper bounds of one param, entry by entry (`None`: unbounded on that side).
 type ParamBounds = (Option<Vec<f64>>, Option<Vec<f64>>);
 
@@ -295,6 +311,12 @@ impl Model {
         Ok(())
     }
 
+    /// A param's declared bounds, entry by entry (`None`: unbounded on that side).
+    pub fn param_bounds(&self, id: check::ParamId) -> (Option<&[f64]>, Option<&[f64]>) {
+        let (lo, hi) = &self.param_bounds[id.index()];
+        (lo.as_deref(), hi.as_deref())
+    }
+
     /// Sets a var's value (its starting point for the next solve).
     pub fn set_var(&mut self, name: &str, values: &[f64]) -> Result<(), String> {
         let id = self
@@ -436,7 +458,11 @@ impl Model {
             )
             .at(span, "here"));
         };
-        let opts = solve::options(spec, sys)?;
+        let mut opts = solve::options(spec, sys)?;
+        let cap = self.options.limits.max_solve_seconds;
+        if cap > 0.0 && (opts.max_time == 0.0 || opts.max_time > cap) {
+            opts.max_time = cap;
+        }
         let z0 = fns.pack(sys, &self.state);
         if !self.structure_checked && opts.gauge == solve::Gauge::None {
             let p = solve::Problem {
@@ -470,15 +496,7 @@ impl Model {
         spec: Option<&check::MethodSpec>,
         span: crate::diag::Span,
     ) -> Result<Derivative, Diagnostic> {
-        let Some(solved) = self.solved.clone() else {
-            return Err(Diagnostic::error(
-                crate::diag::Code::NotConverged,
-                "derive needs a solved system",
-            )
-            .at(span, "nothing solved before this derivative")
-            .help("put a `solve` that converges before `derive`"));
-        };
-        let mut opts = solved;
+        let mut opts = self.solved_options(span)?;
         if let Some(spec) = spec {
             let sys = self
                 .system
@@ -493,15 +511,105 @@ impl Model {
             }
         }
         let e = self.lower(of)?;
+        let efns = self.expr_fns(&e, wrt, order == 2, span)?;
+        self.derive_with(&efns, order, &opts, of_text, wrt, span)
+    }
+
+    /// Compiles the derivatives of a scalar expression of the solution with respect to
+    /// `params`, for repeated hypergradients at changing param values (`tune`). Needs the
+    /// system's functions, i.e. a solve before it.
+    pub fn hypergradient_fns(
+        &mut self,
+        of: &check::TExpr,
+        of_text: &str,
+        params: &[check::ParamId],
+        span: crate::diag::Span,
+    ) -> Result<Hypergradient, Diagnostic> {
+        let e = self.lower(of)?;
+        let mut fns = Vec::new();
+        for &p in params {
+            fns.push((p, self.expr_fns(&e, p, false, span)?));
+        }
+        Ok(Hypergradient {
+            text: of_text.to_string(),
+            fns,
+        })
+    }
+
+    /// The value of the expression at the current solution and its gradient with respect
+    /// to each param (one entry per param of [`Model::hypergradient_fns`]), by reverse-mode
+    /// implicit differentiation. The last solve must have converged.
+    pub fn hypergradient(
+        &self,
+        h: &Hypergradient,
+        span: crate::diag::Span,
+    ) -> Result<(f64, Vec<Vec<f64>>), Diagnostic> {
+        let opts = self.solved_options(span)?;
+        let (Some(sys), Some(fns)) = (self.system.as_ref(), self.fns.as_ref()) else {
+            return Err(
+                Diagnostic::error(crate::diag::Code::NothingToSolve, "no system").at(span, "here"),
+            );
+        };
+        let z = fns.pack(sys, &self.state);
+        let mut value = [0.0];
+        if let Some((_, e)) = h.fns.first() {
+            e.value(fns, &z, &self.state, &mut value).map_err(|m| {
+                Diagnostic::error(
+                    crate::diag::Code::NumericalFault,
+                    format!("while evaluating `{}`: {m}", h.text),
+                )
+                .at(span, "here")
+            })?;
+        }
+        let mut grads = Vec::new();
+        for (p, e) in &h.fns {
+            grads.push(self.derive_with(e, 1, &opts, &h.text, *p, span)?.value);
+        }
+        Ok((value[0], grads))
+    }
+
+    fn solved_options(&self, span: crate::diag::Span) -> Result<SolveOptions, Diagnostic> {
+        self.solved.clone().ok_or_else(|| {
+            Diagnostic::error(
+                crate::diag::Code::NotConverged,
+                "derive needs a solved system",
+            )
+            .at(span, "nothing solved before this derivative")
+            .help("put a `solve` that converges before `derive`")
+        })
+    }
+
+    fn expr_fns(
+        &mut self,
+        e: &TensorExpr,
+        wrt: check::ParamId,
+        second: bool,
+        span: crate::diag::Span,
+    ) -> Result<ExprFns, Diagnostic> {
         let param = self.program.params[wrt.index()];
-        let wrt_name = self.checked.param(wrt).name.clone();
         let (Some(sys), Some(fns)) = (self.system.as_ref(), self.fns.as_mut()) else {
             return Err(
                 Diagnostic::error(crate::diag::Code::NothingToSolve, "no system").at(span, "here"),
             );
         };
         fns.ensure_param(&mut self.program, sys, param)?;
-        let efns = ExprFns::new(fns, &mut self.program, sys, &e, param, order == 2)?;
+        ExprFns::new(fns, &mut self.program, sys, e, param, second)
+    }
+
+    fn derive_with(
+        &self,
+        efns: &ExprFns,
+        order: u8,
+        opts: &SolveOptions,
+        of_text: &str,
+        wrt: check::ParamId,
+        span: crate::diag::Span,
+    ) -> Result<Derivative, Diagnostic> {
+        let (Some(sys), Some(fns)) = (self.system.as_ref(), self.fns.as_ref()) else {
+            return Err(
+                Diagnostic::error(crate::diag::Code::NothingToSolve, "no system").at(span, "here"),
+            );
+        };
         let z = fns.pack(sys, &self.state);
         let p = solve::Problem {
             fns,
@@ -509,14 +617,14 @@ impl Model {
             state: &self.state,
         };
         let req = solve::DeriveRequest {
-            fns: &efns,
+            fns: efns,
             order,
             linear: opts.linear,
             gauge: opts.gauge,
             dense_limit: opts.dense_limit,
             span,
             of_text: of_text.to_string(),
-            wrt_name,
+            wrt_name: self.checked.param(wrt).name.clone(),
         };
         solve::derive(&p, &z, &req)
     }

@@ -30,6 +30,9 @@ pub struct Limits {
     /// Largest number of typed-expression nodes (after inlining `fn`s).
     pub max_typed_nodes: usize,
     pub data: DataLimits,
+    /// Wall-clock cap on each solve, in seconds (0: none). It bounds a file's own
+    /// `max_time` option, so a service can run untrusted models.
+    pub max_solve_seconds: f64,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
                 max_bytes: 1 << 30,
                 max_values: 100_000_000,
             },
+            max_solve_seconds: 0.0,
         }
     }
 }
@@ -461,7 +465,9 @@ impl<'s> Checker<'s> {
                 let t = self.expr(expr, &mut expr::Env::global())?;
                 self.scalar_real(&t, "a tune objective")?;
                 let method = using.as_ref().map(|m| self.method(m)).transpose()?;
+                crate::solve::outer::options(method.as_ref())?;
                 self.model.requests.push(Request::Tune {
+                    objective_text: self.sources.slice(expr.span).to_string(),
                     params: ids,
                     sense: match sense {
                         ast::Sense::Minimize => Sense::Minimize,

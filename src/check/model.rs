@@ -286,6 +286,7 @@ pub enum Request {
         params: Vec<ParamId>,
         sense: Sense,
         objective: T,
+        objective_text: String,
         method: Option<MethodSpec>,
         span: Span,
     },

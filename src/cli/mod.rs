@@ -316,6 +316,13 @@ fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
     );
     let mut diags: Vec<Diagnostic> = model.warnings().to_vec();
     diags.extend(report.diagnostics.iter().cloned());
+    if let (Some(t), Some(path)) = (&report.tune, &flags.plot) {
+        if let Err(e) = crate::report::tune_svg(path, t) {
+            diags.push(
+                Diagnostic::error(Code::Usage, e).help("check the folder exists and is writable"),
+            );
+        }
+    }
     if let Some(s) = &report.solve {
         if let Some(path) = &flags.trace {
             if let Err(e) = std::fs::write(path, crate::report::trace_csv(&s.history)) {
@@ -328,7 +335,7 @@ fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
                 );
             }
         }
-        if let Some(path) = &flags.plot {
+        if let Some(path) = flags.plot.as_ref().filter(|_| report.tune.is_none()) {
             if let Err(e) = crate::report::convergence_svg(path, s.method.name(), &s.history) {
                 diags.push(
                     Diagnostic::error(Code::Usage, e)
@@ -405,6 +412,34 @@ fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value 
                     })
                     .collect(),
             ),
+        );
+    }
+    if let Some(t) = &r.tune {
+        let mut params = Map::new();
+        let mut grads = Map::new();
+        for (p, g) in t.params.iter().zip(&t.gradient) {
+            params.insert(p.name.clone(), tensor_json(&p.values, &p.shape));
+            grads.insert(g.name.clone(), tensor_json(&g.values, &g.shape));
+        }
+        out.insert(
+            "tune".into(),
+            json!({
+                "params": params,
+                "objective": crate::report::num(t.objective),
+                "initial_objective": crate::report::num(t.initial_objective),
+                "gradient": grads,
+                "iterations": t.iterations,
+                "evaluations": t.evaluations,
+                "inner_iterations": t.inner_iterations,
+                "method": t.method,
+                "converged": t.converged,
+                "reason": t.reason,
+                "history": t.history.iter().map(|(k, f, g)| json!({
+                    "iter": k, "objective": crate::report::num(*f),
+                    "projected_gradient": crate::report::num(*g)})).collect::<Vec<_>>(),
+                "time_s": {"solve": crate::report::num(t.solve_seconds),
+                           "hypergradient": crate::report::num(t.gradient_seconds)},
+            }),
         );
     }
     if !r.residuals.is_empty() {
@@ -487,6 +522,28 @@ fn print_report(r: &RunReport) {
             format!("d({})/d({})", d.of, d.wrt)
         };
         let _ = writeln!(out, "{name} = {}", fmt_tensor(&d.values, &d.shape));
+    }
+    if let Some(t) = &r.tune {
+        let _ = writeln!(
+            out,
+            "tune ({}, {}): objective {} -> {} in {} iterations, {} inner solves ({} inner iterations)",
+            t.method,
+            if t.converged { "converged" } else { "stopped" },
+            crate::report::fmt_num(t.initial_objective),
+            crate::report::fmt_num(t.objective),
+            t.iterations,
+            t.evaluations,
+            t.inner_iterations
+        );
+        for (p, g) in t.params.iter().zip(&t.gradient) {
+            let _ = writeln!(
+                out,
+                "  {} = {}   (gradient {})",
+                p.name,
+                fmt_tensor(&p.values, &p.shape),
+                fmt_tensor(&g.values, &g.shape)
+            );
+        }
     }
     if r.status == run::Status::Error {
         return;

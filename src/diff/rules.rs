@@ -107,12 +107,20 @@ pub fn binary(
             (Some(da), db)
         }
         BinOp::Max | BinOp::Min => {
+            // The winner takes the derivative; a tie splits it evenly. The even split makes
+            // the derivative exact wherever kinks cancel in a smooth function, as in the
+            // stable softplus max(t, 0) + log(1 + exp(−|t|)) at t = 0.
             let (first, second) = if op == BinOp::Max {
-                (BinOp::Ge, BinOp::Lt)
+                (BinOp::Gt, BinOp::Lt)
             } else {
-                (BinOp::Le, BinOp::Gt)
+                (BinOp::Lt, BinOp::Gt)
             };
-            (Some(g.binary(first, a, b)), Some(g.binary(second, a, b)))
+            let tie = g.binary(BinOp::Eq, a, b);
+            let half = g.constant(0.5);
+            let half_tie = g.mul(half, tie);
+            let wa = g.binary(first, a, b);
+            let wb = g.binary(second, a, b);
+            (Some(g.add(wa, half_tie)), Some(g.add(wb, half_tie)))
         }
         BinOp::Atan2 => {
             // atan2(a, b): ∂a = b/(a²+b²), ∂b = −a/(a²+b²)

@@ -156,6 +156,23 @@ pub fn convergence_svg(
     )
 }
 
+/// The outer objective of a `tune` against its iteration, as an SVG plot (`--plot`).
+pub fn tune_svg(path: &std::path::Path, t: &crate::run::TuneReport) -> Result<(), String> {
+    let series = vec![plot::Series {
+        name: "outer objective",
+        points: t.history.iter().map(|(k, f, _)| (*k as f64, *f)).collect(),
+    }];
+    let positive = t.history.iter().all(|(_, f, _)| *f > 0.0);
+    plot::line_plot_svg(
+        path,
+        &format!("tune by {}: outer objective", t.method),
+        "outer iteration",
+        "objective",
+        &series,
+        positive,
+    )
+}
+
 /// The one-line outcome of a solve: method, linear solver, verdict, iterations, ‖F‖.
 pub fn solve_line(r: &crate::solve::SolveResult) -> String {
     let verdict = if r.converged {

@@ -9,7 +9,9 @@ use crate::solve::SolveResult;
 use std::io::Write;
 
 mod taylor;
+mod tune;
 pub use taylor::TaylorCheck;
+pub use tune::TuneReport;
 
 /// The outcome of a run (DESIGN §7 `status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +101,8 @@ pub struct RunReport {
     pub residuals: Vec<(String, f64)>,
     /// Taylor tests (`--check-derivatives`).
     pub checks: Vec<TaylorCheck>,
+    /// The last `tune`'s outcome.
+    pub tune: Option<TuneReport>,
     /// Errors and warnings raised while running.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -131,6 +135,7 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
         prints: Vec::new(),
         residuals: Vec::new(),
         checks: Vec::new(),
+        tune: None,
         diagnostics: Vec::new(),
     };
     if opts.check_derivatives && model.system().is_some() {
@@ -144,6 +149,7 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
         }
     }
     let requests = model.checked().requests.clone();
+    let mut inner: Option<crate::check::MethodSpec> = None;
     for req in &requests {
         let r = match req {
             Request::Print { items, .. } => print(model, items, &mut report),
@@ -152,6 +158,7 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                 method,
                 span,
             } => {
+                inner = method.clone();
                 let log: Option<&mut dyn Write> = if opts.quiet { None } else { Some(&mut *log) };
                 match model.solve(method.as_ref(), *span, log) {
                     Ok(r) => {
@@ -203,16 +210,45 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                     Ok(())
                 }
             },
-            Request::Solve { span, .. } | Request::Tune { span, .. } => {
-                let what = if matches!(req, Request::Tune { .. }) {
-                    "tune"
-                } else {
-                    "solving a pde block"
+            Request::Tune {
+                params,
+                sense,
+                objective,
+                objective_text,
+                method,
+                span,
+            } => {
+                let req = tune::TuneRequest {
+                    params,
+                    sense: *sense,
+                    objective,
+                    objective_text: objective_text.clone(),
+                    method: method.as_ref(),
+                    span: *span,
+                    inner: inner.as_ref(),
                 };
+                tune::tune(model, &req, opts, log).map(|t| {
+                    if t.converged {
+                        report.status = Status::Solved;
+                    } else {
+                        report.diagnostics.push(
+                            Diagnostic::error(
+                                Code::NotConverged,
+                                format!("the outer loop of `tune` did not converge: {}", t.reason),
+                            )
+                            .at(*span, "values are at the last outer iterate")
+                            .help("raise max_iter, or loosen tol, in `using ...(...)`; bound the params with `in [a, b]` if the objective falls without bound"),
+                        );
+                        report.status = Status::NotConverged;
+                    }
+                    report.tune = Some(t);
+                })
+            }
+            Request::Solve { span, .. } => {
                 report.diagnostics.push(
                     Diagnostic::warning(
                         Code::NotYetAvailable,
-                        format!("`{what}` is not executed by this version"),
+                        "`solving a pde block` is not executed by this version",
                     )
                     .at(*span, "skipped")
                     .help("no value is reported for it"),

@@ -12,6 +12,7 @@ mod ipm;
 mod lbfgs;
 pub mod linalg;
 mod newton;
+pub mod outer;
 mod structure;
 
 pub use ift::{derive, Derivative, DeriveOptions, DeriveRequest};
