@@ -184,3 +184,17 @@ fn set_respects_declared_bounds() {
         "the old value is kept:\n{out}"
     );
 }
+
+#[test]
+fn tune_moves_the_params_and_the_point() {
+    // min over a of (x*(a) − 3)² with x*(a) = a/(1 + 0.5): the optimum a = 4.5, x = 3.
+    let out = session(
+        "param a = 1 in [-10, 10]\nvar x\nminimize 0.5*(x - a)^2 + 0.25*x^2\n:solve\n\
+         tune a to minimize (x - 3)^2\n:solve\nderive d(x)/d(a)\n",
+    );
+    assert!(out.contains("tune (lbfgs, converged)"), "{out}");
+    assert!(close(value(&out, "a"), 4.5), "{out}");
+    let xs = values(&out, "x");
+    assert!(close(*xs.last().expect("x"), 3.0), "{out}");
+    assert!(close(value(&out, "d(x)/d(a)"), 1.0 / 1.5), "{out}");
+}

@@ -206,13 +206,7 @@ impl Session {
             }
             "derive" => self.derive(text, out),
             "print" => self.evaluate(text.trim_start_matches("print").trim(), out),
-            "tune" => {
-                let _ = writeln!(
-                    out,
-                    "`tune` is not executed by this version (warning[{}])",
-                    Code::NotYetAvailable.as_str()
-                );
-            }
+            "tune" => self.tune(text, out),
             _ => self.evaluate(text, out),
         }
         Flow::Continue
@@ -383,6 +377,66 @@ impl Session {
                     format!("d({of_text})/d({wrt_name})")
                 };
                 let _ = writeln!(out, "{name} = {}", fmt_tensor(&d.value, &d.shape));
+            }
+            Err(d) => self.fail(&d, Some(&m), out),
+        }
+    }
+
+    /// Runs a `tune` on a scratch model from the current point; the tuned params become
+    /// `:set` values of the session and the inner solution its point.
+    fn tune(&mut self, text: &str, out: &mut dyn Write) {
+        let Some(mut m) = self.scratch(text, out) else {
+            return;
+        };
+        let Some(Request::Tune {
+            params,
+            sense,
+            objective,
+            objective_text,
+            method,
+            span,
+        }) = m.checked().requests.last().cloned()
+        else {
+            return;
+        };
+        let spec = self.solve_spec();
+        let req = crate::run::tune::TuneRequest {
+            params: &params,
+            sense,
+            objective: &objective,
+            objective_text,
+            method: method.as_ref(),
+            span,
+            inner: spec.as_ref(),
+        };
+        let opts = crate::run::RunOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        match crate::run::tune::tune(&mut m, &req, &opts, &mut std::io::sink()) {
+            Ok(t) => {
+                let _ = writeln!(
+                    out,
+                    "tune ({}, {}): objective {} -> {} in {} iterations",
+                    t.method,
+                    if t.converged { "converged" } else { "stopped" },
+                    crate::report::fmt_num(t.initial_objective),
+                    crate::report::fmt_num(t.objective),
+                    t.iterations
+                );
+                for p in &t.params {
+                    let _ = writeln!(out, "{} = {}", p.name, fmt_tensor(&p.values, &p.shape));
+                    let text = fmt_tensor(&p.values, &p.shape);
+                    self.overrides.retain(|(n, _, _)| n != &p.name);
+                    self.overrides
+                        .push((p.name.clone(), text, p.values.clone()));
+                }
+                if let Some(s) = self.model.as_mut() {
+                    *s.state_mut() = m.state().clone();
+                }
+                // The session's model is at the tuned params and their inner solution, but
+                // only the scratch model solved: `derive` asks for `:solve` first.
+                self.solved = false;
             }
             Err(d) => self.fail(&d, Some(&m), out),
         }

@@ -9,7 +9,7 @@ use crate::solve::SolveResult;
 use std::io::Write;
 
 mod taylor;
-mod tune;
+pub(crate) mod tune;
 pub use taylor::TaylorCheck;
 pub use tune::TuneReport;
 
