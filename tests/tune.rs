@@ -285,3 +285,49 @@ fn molecular_distances_scale_with_the_diameter() {
         1.5 / mean1
     );
 }
+
+#[test]
+fn adam_and_gradient_descent_reach_the_lbfgs_optimum() {
+    let dir = example("");
+    let text = std::fs::read_to_string(example("tune.opt")).expect("example");
+    let reference = tuned("tune.opt").params[0].values[0];
+    for using in ["adam(lr = 0.1, steps = 400)", "gd(lr = 0.02, steps = 400)"] {
+        let src = text.replace("using lbfgs", &format!("using {using}"));
+        let opts = CompileOptions {
+            base_dir: Some(dir.clone()),
+            ..CompileOptions::default()
+        };
+        let mut model = Model::compile(&src, &opts).expect("compiles");
+        let report = execute(
+            &mut model,
+            &RunOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            &mut std::io::sink(),
+        );
+        let t = report.tune.expect("tune");
+        assert_eq!(t.method, &using[..using.find('(').unwrap_or(0)]);
+        let got = t.params[0].values[0];
+        assert!((got - reference).abs() < 1e-3, "{using}: {got} vs {reference}");
+    }
+}
+
+#[test]
+fn maximize_tunes_uphill() {
+    // max over a of −(x*(a) − 2)² with x* = a: a = 2.
+    let src = "param a = 0 in [-5, 5]\nvar x\nminimize 0.5*(x - a)^2\nsolve\n\
+               tune a to maximize -(x - 2)^2\n";
+    let mut model = Model::compile(src, &CompileOptions::default()).expect("compiles");
+    let report = execute(
+        &mut model,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+        &mut std::io::sink(),
+    );
+    let t = report.tune.expect("tune");
+    assert!((t.params[0].values[0] - 2.0).abs() < 1e-8);
+    assert!(t.objective > t.initial_objective);
+}
