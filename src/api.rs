@@ -46,6 +46,24 @@ pub struct CompileOptions {
     pub backend: Backend,
 }
 
+impl CompileOptions {
+    /// Settings for `.opt` text from untrusted users (a service compiling submitted
+    /// models): no file access (`load` is an error), at most a million entries per tensor and
+    /// a million typed-expression nodes, sources of at most 1 MiB, and every solve stopped
+    /// after `solve_seconds` (a `max_time` in the file cannot raise it). Each field can be
+    /// changed afterwards.
+    pub fn untrusted(solve_seconds: f64) -> CompileOptions {
+        let mut o = CompileOptions::default();
+        o.base_dir = None;
+        o.limits.max_tensor_entries = 1_000_000;
+        o.limits.max_typed_nodes = 1_000_000;
+        o.limits.data.max_bytes = 1 << 20;
+        o.limits.data.max_values = 1_000_000;
+        o.limits.max_solve_seconds = solve_seconds;
+        o
+    }
+}
+
 /// Compilation failed: the diagnostics, with the sources they point into.
 #[derive(Clone, Debug)]
 pub struct CompileError {

@@ -309,7 +309,10 @@ fn adam_and_gradient_descent_reach_the_lbfgs_optimum() {
         let t = report.tune.expect("tune");
         assert_eq!(t.method, &using[..using.find('(').unwrap_or(0)]);
         let got = t.params[0].values[0];
-        assert!((got - reference).abs() < 1e-3, "{using}: {got} vs {reference}");
+        assert!(
+            (got - reference).abs() < 1e-3,
+            "{using}: {got} vs {reference}"
+        );
     }
 }
 

@@ -139,6 +139,8 @@ pub(crate) struct Checker<'s> {
     fns: Vec<FnInfo>,
     order: usize,
     diags: Vec<Diagnostic>,
+    /// Names whose declaration failed (their later uses are not reported again).
+    failed_names: std::collections::HashSet<String>,
     warnings: Vec<Diagnostic>,
     typed_nodes: usize,
     param_overrides: HashMap<String, ParamOverride>,
@@ -169,6 +171,7 @@ impl<'s> Checker<'s> {
             fns: Vec::new(),
             order: 0,
             diags: Vec::new(),
+            failed_names: Default::default(),
             warnings: Vec::new(),
             typed_nodes: 0,
             param_overrides,
@@ -324,7 +327,30 @@ impl<'s> Checker<'s> {
 
     fn stmt(&mut self, stmt: &ast::Stmt) {
         if let Err(d) = self.stmt_inner(stmt) {
-            self.diags.push(d);
+            // A use of a name whose declaration already failed is a consequence of that
+            // error, not a new one.
+            let follows = d.code == Code::UnknownName
+                && d.primary
+                    .as_ref()
+                    .is_some_and(|l| self.failed_names.contains(self.sources.slice(l.span)));
+            if !follows {
+                self.diags.push(d);
+            }
+            use ast::StmtKind as K;
+            match &stmt.kind {
+                K::Param(decl) | K::Var(decl) => {
+                    self.failed_names.insert(decl.name.name.clone());
+                }
+                K::Let(name, ..) => {
+                    self.failed_names.insert(name.name.clone());
+                }
+                K::Dim(items) => {
+                    for (name, _) in items {
+                        self.failed_names.insert(name.name.clone());
+                    }
+                }
+                _ => {}
+            }
         }
     }
 

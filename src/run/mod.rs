@@ -8,6 +8,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::solve::SolveResult;
 use std::io::Write;
 
+mod blame;
 mod taylor;
 pub(crate) mod tune;
 pub use taylor::TaylorCheck;
@@ -167,6 +168,7 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                             let mut d = crate::solve::failure_diagnostic(&r, *span);
                             if d.code == Code::NumericalFault {
                                 locate_fault(model, &mut d);
+                                add_blame(model, &mut d, None);
                             }
                             report.diagnostics.push(d);
                             report.status = Status::NotConverged;
@@ -268,13 +270,50 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
         }
     }
     if report.status != Status::Error {
-        if let Err(d) = final_values(model, &mut report) {
+        // A fault already located is not reported a second time through the values.
+        let strict = !report
+            .diagnostics
+            .iter()
+            .any(|d| d.code == Code::NumericalFault);
+        if let Err(d) = final_values(model, &mut report, strict) {
             report.diagnostics.push(d);
             report.status = Status::Error;
         }
     }
     let _ = log.flush();
     report
+}
+
+/// Adds where a non-finite value was born, in `t` or else anywhere in the model's own
+/// expressions, unless a label already points there.
+fn add_blame(model: &mut Model, d: &mut Diagnostic, t: Option<&T>) {
+    let label = match t {
+        Some(t) => blame::blame(model, t),
+        None => blame::blame_model(model),
+    };
+    let Some(l) = label else { return };
+    let overlaps = |x: &crate::diag::Label| {
+        x.span.file == l.span.file && x.span.start < l.span.end && l.span.start < x.span.end
+    };
+    // Nested underlines on one line do not render legibly: the precise label replaces an
+    // enclosing one, whose text moves to a note.
+    let note = |text: &str| {
+        let t = text.trim_end_matches(" here");
+        (t != "not finite").then(|| format!("{t} (the enclosing statement)"))
+    };
+    if let Some(p) = d.primary.take() {
+        if overlaps(&p) {
+            d.notes.extend(note(&p.text));
+            d.primary = Some(l);
+            return;
+        }
+        d.primary = Some(p);
+    }
+    if let Some(k) = d.secondary.iter().position(overlaps) {
+        let old = d.secondary.remove(k);
+        d.notes.extend(note(&old.text));
+    }
+    d.secondary.push(l);
 }
 
 /// Points a non-finite residual at the condition block and entry that produced it.
@@ -321,7 +360,10 @@ fn print(
     let ts: Vec<T> = items.iter().map(|(_, t)| t.clone()).collect();
     let values = eval_texprs(model, &ts)?;
     for ((text, t), v) in items.iter().zip(values) {
-        check_finite(&v, text, t)?;
+        if let Err(mut d) = check_finite(&v, text, t) {
+            add_blame(model, &mut d, Some(t));
+            return Err(d);
+        }
         report.prints.push(Named {
             name: text.clone(),
             shape: t.shape.clone(),
@@ -346,7 +388,7 @@ pub(crate) fn check_finite(v: &[f64], what: &str, t: &T) -> Result<(), Diagnosti
 }
 
 /// Values of vars, lets, objectives and multipliers, and the residuals, at the final point.
-fn final_values(model: &mut Model, report: &mut RunReport) -> Result<(), Diagnostic> {
+fn final_values(model: &mut Model, report: &mut RunReport, strict: bool) -> Result<(), Diagnostic> {
     let checked = model.checked().clone();
     for (k, v) in checked.vars.iter().enumerate() {
         report.values.push(Named {
@@ -358,7 +400,10 @@ fn final_values(model: &mut Model, report: &mut RunReport) -> Result<(), Diagnos
     let ts: Vec<T> = checked.lets.iter().map(|l| l.expr.clone()).collect();
     let values = eval_texprs(model, &ts)?;
     for (l, v) in checked.lets.iter().zip(values) {
-        check_finite(&v, &l.name, &l.expr)?;
+        if let (true, Err(mut d)) = (strict, check_finite(&v, &l.name, &l.expr)) {
+            add_blame(model, &mut d, Some(&l.expr));
+            return Err(d);
+        }
         report.values.push(Named {
             name: l.name.clone(),
             shape: l.expr.shape.clone(),
