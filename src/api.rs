@@ -53,8 +53,10 @@ impl CompileOptions {
     /// after `solve_seconds` (a `max_time` in the file cannot raise it). Each field can be
     /// changed afterwards.
     pub fn untrusted(solve_seconds: f64) -> CompileOptions {
-        let mut o = CompileOptions::default();
-        o.base_dir = None;
+        let mut o = CompileOptions {
+            base_dir: None,
+            ..CompileOptions::default()
+        };
         o.limits.max_tensor_entries = 1_000_000;
         o.limits.max_typed_nodes = 1_000_000;
         o.limits.data.max_bytes = 1 << 20;
