@@ -8,11 +8,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(data) else {
         return;
     };
-    let mut opts = CompileOptions::default();
-    opts.backend = optc::Backend::Interp;
+    let mut opts = CompileOptions {
+        backend: optc::Backend::Interp,
+        ..CompileOptions::default()
+    };
     opts.limits.max_tensor_entries = 100_000;
     if let Err(e) = Model::compile(src, &opts) {
-        assert!(!e.diagnostics.is_empty(), "a failed compile without a diagnostic");
+        assert!(
+            !e.diagnostics.is_empty(),
+            "a failed compile without a diagnostic"
+        );
         let _ = e.render(optc::diag::RenderStyle::Plain);
     }
 });

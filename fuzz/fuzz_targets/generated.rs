@@ -12,7 +12,9 @@ use program_gen::{Gen, Rng};
 
 fn close(a: &[f64], b: &[f64]) -> bool {
     a.iter().zip(b).all(|(x, y)| {
-        (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-12 * (1.0 + x.abs().max(y.abs()))
+        (x.is_nan() && y.is_nan())
+            || x == y
+            || (x - y).abs() <= 1e-12 * (1.0 + x.abs().max(y.abs()))
     })
 }
 
@@ -30,8 +32,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let src = g.program();
     let compile = |backend| {
-        let mut opts = CompileOptions::default();
-        opts.backend = backend;
+        let mut opts = CompileOptions {
+            backend,
+            ..CompileOptions::default()
+        };
         opts.limits.max_solve_seconds = 0.5;
         Model::compile(&src, &opts)
     };
@@ -71,7 +75,11 @@ fuzz_target!(|data: &[u8]| {
     let report = optc::run::execute(&mut jit, &ro, &mut std::io::sink());
     if report.status == optc::run::Status::Solved {
         for v in &report.values {
-            assert!(v.values.iter().all(|x| x.is_finite()), "non-finite `{}`\n{src}", v.name);
+            assert!(
+                v.values.iter().all(|x| x.is_finite()),
+                "non-finite `{}`\n{src}",
+                v.name
+            );
         }
     }
 });

@@ -9,10 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(data) else {
         return;
     };
-    let mut opts = CompileOptions::default();
+    let mut opts = CompileOptions::untrusted(0.5);
     opts.limits.max_tensor_entries = 10_000;
     opts.limits.max_typed_nodes = 100_000;
-    opts.limits.max_solve_seconds = 0.5;
     let Ok(mut model) = Model::compile(src, &opts) else {
         return;
     };
@@ -30,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         for d in &report.derivatives {
-            assert!(d.values.iter().all(|x| x.is_finite()), "non-finite derivative");
+            assert!(
+                d.values.iter().all(|x| x.is_finite()),
+                "non-finite derivative"
+            );
         }
     }
 });
