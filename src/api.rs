@@ -649,6 +649,19 @@ impl Model {
         solve::derive(&p, &z, &req)
     }
 
+    /// Compiles the values of tensor expressions of the vars and params into one kernel on
+    /// this model's back end (the system's functions must exist: see [`Model::system_fns`]).
+    pub fn compile_values(
+        &mut self,
+        exprs: &[TensorExpr],
+    ) -> Result<crate::compiled::ValueFns, Diagnostic> {
+        self.system_fns()?;
+        let fns = self.fns.as_ref().ok_or_else(|| {
+            Diagnostic::error(crate::diag::Code::NothingToSolve, "the model has no system")
+        })?;
+        fns.compile_values(&self.program, exprs)
+    }
+
     /// Lowers a typed expression of this model to a tensor expression.
     pub fn lower(&mut self, t: &check::TExpr) -> Result<TensorExpr, Diagnostic> {
         let mut lw = ir::Lowerer::new(&self.checked, &mut self.program);

@@ -39,6 +39,7 @@ pub mod interp;
 pub mod ir;
 pub mod kernel;
 pub mod ops;
+pub mod pde;
 pub mod repl;
 pub mod report;
 pub mod run;

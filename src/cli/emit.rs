@@ -94,8 +94,7 @@ pub(crate) fn render(model: &mut Model, form: &str) -> Result<String, Diagnostic
         "kernel" => emit_kernel(model),
         "clif" => emit_clif(model),
         "stats" => emit_stats(model),
-        "euler" => Err(Diagnostic::error(Code::Unsupported, "`emit --euler` is not available in this version")
-            .help("the pde driver is not part of this version; use ir, grad, kkt, conditions, kernel, clif or stats")),
+        "euler" => crate::pde::euler_lagrange(model, ""),
         other => Err(Diagnostic::error(Code::Usage, format!("`{other}` is not a form optc can emit"))
             .help(format!("one of: {}", FORMS.join(", ")))),
     }

@@ -414,6 +414,46 @@ fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value 
             ),
         );
     }
+    if let Some(p) = r.pde.last() {
+        let mut o = Map::new();
+        o.insert("name".into(), p.name.clone().into());
+        o.insert("dim".into(), p.dim.into());
+        o.insert("method".into(), p.method.into());
+        o.insert("width".into(), p.width.into());
+        o.insert("parameters".into(), p.parameters.into());
+        o.insert("steps".into(), p.steps.into());
+        o.insert("quadrature".into(), p.quadrature.clone().into());
+        o.insert("energy".into(), crate::report::num(p.energy));
+        o.insert("energy_stderr".into(), crate::report::num(p.energy_stderr));
+        if let Some(e) = p.exact_energy {
+            o.insert("exact_energy".into(), crate::report::num(e));
+        }
+        if let Some(e) = p.rel_l2 {
+            o.insert("rel_l2".into(), crate::report::num(e));
+        }
+        if let Some(e) = p.rel_h1 {
+            o.insert("rel_h1".into(), crate::report::num(e));
+        }
+        o.insert("time_s".into(), crate::report::num(p.time_s));
+        o.insert(
+            "history".into(),
+            Value::Array(
+                p.history
+                    .iter()
+                    .map(|(k, e, r)| {
+                        let mut h = Map::new();
+                        h.insert("step".into(), (*k).into());
+                        h.insert("energy".into(), crate::report::num(*e));
+                        if let Some(r) = r {
+                            h.insert("rel_l2".into(), crate::report::num(*r));
+                        }
+                        Value::Object(h)
+                    })
+                    .collect(),
+            ),
+        );
+        out.insert("pde".into(), Value::Object(o));
+    }
     if let Some(t) = &r.tune {
         let mut params = Map::new();
         let mut grads = Map::new();
@@ -522,6 +562,30 @@ fn print_report(r: &RunReport) {
             format!("d({})/d({})", d.of, d.wrt)
         };
         let _ = writeln!(out, "{name} = {}", fmt_tensor(&d.values, &d.shape));
+    }
+    for p in &r.pde {
+        let _ = writeln!(
+            out,
+            "pde {} (d = {}): {} with width {} ({} weights), {} steps on {}, {:.2} s",
+            p.name, p.dim, p.method, p.width, p.parameters, p.steps, p.quadrature, p.time_s
+        );
+        let se = if p.energy_stderr > 0.0 {
+            format!(" ± {}", crate::report::fmt_num(p.energy_stderr))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "  energy      {}{se}", crate::report::fmt_num(p.energy));
+        if let Some(e) = p.exact_energy {
+            let _ = writeln!(
+                out,
+                "  exact       {}   (gap {:.3e})",
+                crate::report::fmt_num(e),
+                p.energy - e
+            );
+        }
+        if let (Some(l2), Some(h1)) = (p.rel_l2, p.rel_h1) {
+            let _ = writeln!(out, "  relative L² error {l2:.3e}, H¹ error {h1:.3e}");
+        }
     }
     if let Some(t) = &r.tune {
         let _ = writeln!(

@@ -138,6 +138,14 @@ pub fn build(
     engine.compile(k).map_err(internal)
 }
 
+/// A compiled kernel computing the values of some tensor expressions
+/// ([`SystemFns::compile_values`]).
+pub struct ValueFns {
+    kernel: Arc<dyn KernelFn>,
+    /// Entries of each expression.
+    pub lens: Vec<usize>,
+}
+
 /// Where each block sits in the flat vectors.
 #[derive(Clone, Debug, Default)]
 pub struct Layout {
@@ -457,6 +465,40 @@ impl SystemFns {
 
     pub fn engine(&self) -> &Arc<dyn Engine> {
         &self.engine
+    }
+
+    /// Compiles the values of tensor expressions of the unknowns and params into one kernel
+    /// (for drivers that need more than F and its products: the PDE trainer's network values
+    /// and Jacobians).
+    pub fn compile_values(
+        &self,
+        prog: &Program,
+        exprs: &[TensorExpr],
+    ) -> Result<ValueFns, Diagnostic> {
+        let named: Vec<(String, TensorExpr)> = exprs
+            .iter()
+            .enumerate()
+            .map(|(k, e)| (format!("v{k}"), e.clone()))
+            .collect();
+        let lens = exprs.iter().map(|e| e.shape.iter().product()).collect();
+        let kernel = build(&*self.engine, &prog.graph, &FnSpec::tensors(named), "values")?;
+        Ok(ValueFns { kernel, lens })
+    }
+
+    /// Runs compiled values at (z, params of `st`); `out[k]` receives expression k.
+    pub fn run_values(
+        &self,
+        f: &ValueFns,
+        z: &[f64],
+        st: &State,
+        out: &mut [Vec<f64>],
+    ) -> Result<(), String> {
+        for (o, &n) in out.iter_mut().zip(&f.lens) {
+            o.resize(n, 0.0);
+        }
+        let input = self.lookup(z, st, &[]);
+        let mut slices: Vec<&mut [f64]> = out.iter_mut().map(|v| &mut v[..]).collect();
+        f.kernel.run(&input, &mut slices)
     }
 
     /// The input closure: unknowns from z, extra tensors from `extra`, the rest from the state.

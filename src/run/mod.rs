@@ -104,6 +104,8 @@ pub struct RunReport {
     pub checks: Vec<TaylorCheck>,
     /// The last `tune`'s outcome.
     pub tune: Option<TuneReport>,
+    /// Trained pde blocks, in order.
+    pub pde: Vec<crate::pde::PdeReport>,
     /// Errors and warnings raised while running.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -137,6 +139,7 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
         residuals: Vec::new(),
         checks: Vec::new(),
         tune: None,
+        pde: Vec::new(),
         diagnostics: Vec::new(),
     };
     if opts.check_derivatives && model.system().is_some() {
@@ -246,17 +249,24 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                     report.tune = Some(t);
                 })
             }
-            Request::Solve { span, .. } => {
-                report.diagnostics.push(
-                    Diagnostic::warning(
-                        Code::NotYetAvailable,
-                        "`solving a pde block` is not executed by this version",
-                    )
-                    .at(*span, "skipped")
-                    .help("no value is reported for it"),
-                );
-                Ok(())
-            }
+            Request::Solve {
+                target: Some(target),
+                method,
+                span,
+            } => match crate::pde::train(model, target, method.as_ref(), *span, !opts.quiet) {
+                Ok(p) => {
+                    if report.status == Status::Evaluated {
+                        report.status = Status::Solved;
+                    }
+                    report.pde.push(p);
+                    Ok(())
+                }
+                Err(d) if !d.is_error() => {
+                    report.diagnostics.push(d);
+                    Ok(())
+                }
+                Err(d) => Err(d),
+            },
         };
         if let Err(d) = r {
             let code = d.code;

@@ -1,0 +1,17 @@
+//! The Barron-network PDE driver: `solve NAME using barron(...)` for a `pde` block.
+//!
+//! The energy E(θ) = ∫ L(x, u, ∇u) − f u of a two-layer network u(x) = Σᵢ aᵢ σ(wᵢ·x + bᵢ) + c
+//! is *written in the language* (`source.rs` turns the pde block into `.opt` text: the network,
+//! its input gradient, the quadrature sum) and compiled like any model, so symbolic reverse
+//! mode and the JIT give E and ∇_θE — there is no hand-written backpropagation. A second
+//! program, ½ Σ q (|u − u₀|² + |∇u − ∇u₀|²) at u₀ = u_θ, has the H¹ Gauss–Newton metric
+//! G = Jᵀ Q J as its Hessian: its Hessian-vector products build G for the natural-gradient
+//! step Δθ = −(G + μI)⁻¹ ∇E of Marwah et al.'s preconditioned method.
+
+mod quadrature;
+mod source;
+mod train;
+
+pub use train::{train, PdeReport};
+
+pub use source::euler_lagrange;

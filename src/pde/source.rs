@@ -1,0 +1,288 @@
+//! A `pde` block turned into `.opt` programs: the network energy (for training), its H¹
+//! metric (for the natural gradient), and the Euler–Lagrange forms (for `emit --euler`).
+//! Writing them in the language means the checker, symbolic differentiation and the JIT do
+//! all the calculus.
+
+use crate::api::Model;
+use crate::check::{Pde, PdeBoundary, PdeDomain};
+use crate::diag::{Code, Diagnostic};
+use crate::syntax::ast::{PdeFnKind, PdeItem, StmtKind};
+use std::fmt::Write as _;
+
+/// Activation functions of the network, with their derivatives written in the language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Tanh,
+    Cos,
+    Softplus,
+    Sigmoid,
+}
+
+impl Activation {
+    pub fn parse(s: &str) -> Option<Activation> {
+        Some(match s {
+            "tanh" => Activation::Tanh,
+            "cos" => Activation::Cos,
+            "softplus" => Activation::Softplus,
+            "sigmoid" => Activation::Sigmoid,
+            _ => return None,
+        })
+    }
+    /// σ(z) and σ'(z) as expressions of the text `z`.
+    fn forms(self, z: &str) -> (String, String) {
+        match self {
+            Activation::Tanh => (format!("tanh({z})"), format!("(1 - tanh({z})^2)")),
+            Activation::Cos => (format!("cos({z})"), format!("(-sin({z}))")),
+            Activation::Softplus => (format!("softplus({z})"), format!("sigmoid({z})")),
+            Activation::Sigmoid => (
+                format!("sigmoid({z})"),
+                format!("(sigmoid({z})*(1 - sigmoid({z})))"),
+            ),
+        }
+    }
+}
+
+/// The pieces of a pde block that the generated programs use.
+pub struct PdeSource {
+    /// Declarations of the file the pde functions may use (dims, params, fns, lets, `use`),
+    /// and the pde block's own functions, lets and params, as top-level statements.
+    pub prefix: String,
+    pub dim: usize,
+    pub lo: Vec<f64>,
+    pub hi: Vec<f64>,
+    pub lagrangian: String,
+    pub source: Option<String>,
+    pub exact: Option<String>,
+}
+
+/// Collects the declarations a pde block's functions can see, and names its functions.
+pub fn pde_source(model: &Model, pde: &Pde) -> Result<PdeSource, Diagnostic> {
+    let file = pde.span.file;
+    let text = model.sources().text(file);
+    let program = crate::syntax::parse(text, file).map_err(|d| {
+        d.0.into_iter().next().unwrap_or_else(|| {
+            Diagnostic::error(Code::Syntax, "the file no longer parses").at(pde.span, "here")
+        })
+    })?;
+    let mut prefix = String::from("use nn\n");
+    let (mut lagrangian, mut source, mut exact) = (None, None, None);
+    for stmt in &program.stmts {
+        match &stmt.kind {
+            StmtKind::Dim(_)
+            | StmtKind::Param(_)
+            | StmtKind::Fn(_)
+            | StmtKind::Use(_)
+            | StmtKind::Let(..) => {
+                let _ = writeln!(prefix, "{stmt}");
+            }
+            StmtKind::Pde { name, items } if name.name == pde.name => {
+                for item in items {
+                    match item {
+                        PdeItem::Fn(kind, def) => {
+                            let _ = writeln!(prefix, "fn {def}");
+                            let slot = match kind {
+                                PdeFnKind::Lagrangian => &mut lagrangian,
+                                PdeFnKind::Source => &mut source,
+                                PdeFnKind::Exact => &mut exact,
+                            };
+                            *slot = Some(def.name.name.clone());
+                        }
+                        PdeItem::Let(n, _, e) => {
+                            let _ = writeln!(prefix, "let {} = {e}", n.name);
+                        }
+                        PdeItem::Param(d) => {
+                            let _ = writeln!(prefix, "param {d}");
+                        }
+                        PdeItem::Domain(_) | PdeItem::Boundary(_) => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let d = pde.dim;
+    let (lo, hi) = match &pde.domain {
+        PdeDomain::Cube => (vec![0.0; d], vec![1.0; d]),
+        PdeDomain::Box { lo, hi } => (lo.clone(), hi.clone()),
+    };
+    let lagrangian = lagrangian.ok_or_else(|| {
+        Diagnostic::error(Code::Syntax, "the pde block has no lagrangian").at(pde.span, "here")
+    })?;
+    Ok(PdeSource {
+        prefix,
+        dim: d,
+        lo,
+        hi,
+        lagrangian,
+        source,
+        exact,
+    })
+}
+
+/// `x_s` as a vector literal of the language.
+fn row(d: usize) -> String {
+    format!("[nn_X[s, k] for k in 1..{d}]")
+}
+
+/// The network and its input gradient at the samples `nn_X`.
+fn network(src: &PdeSource, samples: usize, width: usize, act: Activation) -> String {
+    let d = src.dim;
+    let (sig, dsig) = act.forms("nn_Z[s, i]");
+    format!(
+        "dim nn_S = {samples}, nn_H = {width}\n\
+         param nn_X: real[nn_S, {d}] = 0\n\
+         param nn_q: real[nn_S] = 0\n\
+         var nn_W: real[nn_H, {d}]\n\
+         var nn_b: real[nn_H]\n\
+         var nn_a: real[nn_H]\n\
+         var nn_c\n\
+         let nn_Z = [sum(k in 1..{d}) nn_W[i, k]*nn_X[s, k] + nn_b[i] for s in 1..nn_S, i in 1..nn_H]\n\
+         let nn_U = [sum(i in 1..nn_H) nn_a[i]*{sig} + nn_c for s in 1..nn_S]\n\
+         let nn_G = [sum(i in 1..nn_H) nn_a[i]*{dsig}*nn_W[i, k] for s in 1..nn_S, k in 1..{d}]\n"
+    )
+}
+
+/// The integrand L(x, u, p) − f(x) u at sample s, with u, p given as texts.
+fn integrand(src: &PdeSource, u: &str, p: &str) -> String {
+    let x = row(src.dim);
+    let l = format!("{}({x}, {u}, {p})", src.lagrangian);
+    match &src.source {
+        Some(f) => format!("{l} - {f}({x})*{u}"),
+        None => l,
+    }
+}
+
+/// The energy program: `minimize nn_E`, with the exact solution's values and gradients and
+/// its energy as lets when `exact` is given.
+pub fn energy_program(src: &PdeSource, samples: usize, width: usize, act: Activation) -> String {
+    let d = src.dim;
+    let mut s = src.prefix.clone();
+    s += &network(src, samples, width, act);
+    if let Some(e) = &src.exact {
+        let x = row(d);
+        let _ = writeln!(s, "let nn_EX = [{e}({x}) for s in 1..nn_S]");
+        let _ = writeln!(s, "let nn_EG = grad(sum(s in 1..nn_S) {e}({x}), nn_X)");
+        let i = integrand(src, "nn_EX[s]", &format!("[nn_EG[s, k] for k in 1..{d}]"));
+        let _ = writeln!(s, "let nn_Estar = sum(s in 1..nn_S) nn_q[s]*({i})");
+    }
+    // The Jacobians of the network's values and input gradients in its weights, for the H¹
+    // metric of the natural gradient.
+    for (out, of) in [("U", "nn_U"), ("G", "nn_G")] {
+        for v in ["W", "b", "a", "c"] {
+            let _ = writeln!(s, "let nn_J{out}{v} = jac({of}, nn_{v})");
+        }
+    }
+    let i = integrand(src, "nn_U[s]", &format!("[nn_G[s, k] for k in 1..{d}]"));
+    let _ = writeln!(s, "minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i})");
+    s
+}
+
+/// The Euler–Lagrange equation of the block, −div(∂L/∂p) + ∂L/∂u = f, with the first and
+/// second partial derivatives of L derived symbolically.
+pub fn euler_lagrange(model: &Model, name: &str) -> Result<String, Diagnostic> {
+    let pde = model
+        .checked()
+        .pdes
+        .iter()
+        .find(|p| p.name == name)
+        .or_else(|| model.checked().pdes.first())
+        .cloned()
+        .ok_or_else(|| {
+            Diagnostic::error(Code::NothingToSolve, "the file has no pde block")
+                .help("declare one: `pde NAME { domain cube(d) ... }`")
+        })?;
+    let src = pde_source(model, &pde)?;
+    let d = src.dim;
+    let call = format!("{}(el_x, el_u, el_p)", src.lagrangian);
+    let mut text = src.prefix.clone();
+    let _ = writeln!(
+        text,
+        "param el_x: real[{d}] = 0.5\nparam el_u = 0.5\nparam el_p: real[{d}] = 0.5\n\
+         let el_L = {call}\n\
+         let el_Lu = grad({call}, el_u)\n\
+         let el_Lp = grad({call}, el_p)\n\
+         let el_Luu = grad(grad({call}, el_u), el_u)\n\
+         let el_Lup = grad(grad({call}, el_u), el_p)\n\
+         let el_Lpp = hess({call}, el_p)"
+    );
+    let opts = crate::CompileOptions {
+        base_dir: model.options().base_dir.clone(),
+        ..crate::CompileOptions::default()
+    };
+    let mut m = Model::compile(&text, &opts).map_err(|e| internal(&e, pde.span))?;
+    let lets = m.checked().lets.clone();
+    let mut forms = Vec::new();
+    for l in lets.iter().filter(|l| l.name.starts_with("el_")) {
+        let e = m.lower(&l.expr)?;
+        let g = &m.program().graph;
+        let mut p = crate::ir::Printer::new(g);
+        p.share(&[e.body], &e.vars);
+        let body = p.tensor(&e);
+        let mut s = body;
+        for (n, def) in &p.defs {
+            s += &format!("  where {n} = {def}");
+        }
+        let s = s
+            .replace("el_x", "x")
+            .replace("el_u", "u")
+            .replace("el_p", "p");
+        forms.push((l.name.clone(), s));
+    }
+    let get = |n: &str| {
+        forms
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let f = match &src.source {
+        Some(f) => format!("{f}(x)"),
+        None => "0".into(),
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pde {}: Euler–Lagrange equation of E(u) = ∫ L(x, u, ∇u) − f u over {}",
+        pde.name,
+        match &pde.domain {
+            PdeDomain::Cube => format!("[0, 1]^{d}"),
+            PdeDomain::Box { lo, hi } => format!("the box {lo:?} – {hi:?}"),
+        }
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  −div(∂L/∂p) + ∂L/∂u = {f},   with p = ∇u");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  L       = {}", get("el_L"));
+    let _ = writeln!(out, "  ∂L/∂u   = {}", get("el_Lu"));
+    let _ = writeln!(out, "  ∂L/∂p   = {}", get("el_Lp"));
+    let _ = writeln!(out, "  ∂²L/∂u² = {}", get("el_Luu"));
+    let _ = writeln!(out, "  ∂²L/∂u∂p = {}", get("el_Lup"));
+    let _ = writeln!(out, "  ∂²L/∂p² = {}", get("el_Lpp"));
+    let _ = writeln!(out);
+    let bc = match &pde.boundary {
+        PdeBoundary::Neumann => "∂L/∂p · n = 0 on the boundary (natural)".to_string(),
+        PdeBoundary::Dirichlet { .. } => "u = g on the boundary".to_string(),
+        PdeBoundary::Periodic => "periodic".to_string(),
+    };
+    let _ = writeln!(out, "  boundary: {bc}");
+    Ok(out)
+}
+
+fn internal(e: &crate::CompileError, span: crate::diag::Span) -> Diagnostic {
+    let first = e
+        .diagnostics
+        .iter()
+        .find(|d| d.is_error())
+        .map(|d| d.message.clone())
+        .unwrap_or_default();
+    Diagnostic::error(
+        Code::Unsupported,
+        format!("the pde block could not be compiled for the network: {first}"),
+    )
+    .at(span, "this pde block")
+    .help("the pde functions may use dims, params, fns and lets of the file, but not its vars")
+}
+
+pub(crate) fn compile_error(e: &crate::CompileError, span: crate::diag::Span) -> Diagnostic {
+    internal(e, span)
+}
