@@ -95,8 +95,11 @@ pub(crate) fn render(model: &mut Model, form: &str) -> Result<String, Diagnostic
         "clif" => emit_clif(model),
         "stats" => emit_stats(model),
         "euler" => crate::pde::euler_lagrange(model, ""),
-        other => Err(Diagnostic::error(Code::Usage, format!("`{other}` is not a form optc can emit"))
-            .help(format!("one of: {}", FORMS.join(", ")))),
+        other => Err(Diagnostic::error(
+            Code::Usage,
+            format!("`{other}` is not a form optc can emit"),
+        )
+        .help(format!("one of: {}", FORMS.join(", ")))),
     }
 }
 

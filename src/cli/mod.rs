@@ -142,7 +142,7 @@ pub fn main() -> i32 {
 }
 
 /// One derived form of a compiled model (`emit`'s forms, by name), for the REPL.
-pub(crate) fn emit_form(model: &mut Model, form: &str) -> Result<String, Diagnostic> {
+pub fn emit_form(model: &mut Model, form: &str) -> Result<String, Diagnostic> {
     emit::render(model, form)
 }
 
@@ -316,6 +316,13 @@ fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
     );
     let mut diags: Vec<Diagnostic> = model.warnings().to_vec();
     diags.extend(report.diagnostics.iter().cloned());
+    if let (Some(p), Some(path)) = (report.pde.last(), &flags.plot) {
+        if let Err(e) = crate::report::pde_svg(path, p) {
+            diags.push(
+                Diagnostic::error(Code::Usage, e).help("check the folder exists and is writable"),
+            );
+        }
+    }
     if let (Some(t), Some(path)) = (&report.tune, &flags.plot) {
         if let Err(e) = crate::report::tune_svg(path, t) {
             diags.push(
@@ -343,7 +350,7 @@ fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
                 );
             }
         }
-    } else if flags.trace.is_some() || flags.plot.is_some() {
+    } else if flags.trace.is_some() || (flags.plot.is_some() && report.pde.is_empty()) {
         diags.push(
             Diagnostic::warning(
                 Code::NothingToSolve,
@@ -574,7 +581,11 @@ fn print_report(r: &RunReport) {
         } else {
             String::new()
         };
-        let _ = writeln!(out, "  energy      {}{se}", crate::report::fmt_num(p.energy));
+        let _ = writeln!(
+            out,
+            "  energy      {}{se}",
+            crate::report::fmt_num(p.energy)
+        );
         if let Some(e) = p.exact_energy {
             let _ = writeln!(
                 out,

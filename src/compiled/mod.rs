@@ -481,7 +481,12 @@ impl SystemFns {
             .map(|(k, e)| (format!("v{k}"), e.clone()))
             .collect();
         let lens = exprs.iter().map(|e| e.shape.iter().product()).collect();
-        let kernel = build(&*self.engine, &prog.graph, &FnSpec::tensors(named), "values")?;
+        let kernel = build(
+            &*self.engine,
+            &prog.graph,
+            &FnSpec::tensors(named),
+            "values",
+        )?;
         Ok(ValueFns { kernel, lens })
     }
 

@@ -264,4 +264,8 @@ for it and no value is invented.";
     UnusedName = "W0902", File, "declared but never used",
 "A param, let or fn is declared but nothing uses it: often a typo in a later name. Remove it,
 or use it.";
+    NotElliptic = "W0903", File, "the pde Lagrangian is not convex in p",
+"At some sampled (x, u, p) the Hessian ∂²L/∂p² of the pde block's Lagrangian is not positive
+semidefinite: the Euler–Lagrange equation may not be elliptic and the energy may have no
+minimum, so training can diverge or stall. The message gives the sampled point.";
 }

@@ -12,6 +12,32 @@ mod quadrature;
 mod source;
 mod train;
 
+pub use source::euler_lagrange;
 pub use train::{train, PdeReport};
 
-pub use source::euler_lagrange;
+use crate::api::Model;
+use crate::diag::{Code, Diagnostic};
+
+/// The generated energy program of a pde block (for inspection and tests): the network of
+/// `width` units with activation `activation` (`tanh`, `cos`, `softplus` or `sigmoid`) at
+/// `samples` points `nn_X` with weights `nn_q`, and `minimize nn_E`.
+pub fn energy_program(
+    model: &Model,
+    pde: &str,
+    samples: usize,
+    width: usize,
+    activation: &str,
+) -> Result<String, Diagnostic> {
+    let p = model
+        .checked()
+        .pdes
+        .iter()
+        .find(|p| p.name == pde)
+        .cloned()
+        .ok_or_else(|| Diagnostic::error(Code::UnknownName, format!("no pde named `{pde}`")))?;
+    let act = source::Activation::parse(activation).ok_or_else(|| {
+        Diagnostic::error(Code::BadArgument, format!("no activation `{activation}`"))
+    })?;
+    let src = source::pde_source(model, &p)?;
+    Ok(source::energy_program(&src, samples, width, act))
+}

@@ -6,7 +6,7 @@
 use crate::api::Model;
 use crate::check::{Pde, PdeBoundary, PdeDomain};
 use crate::diag::{Code, Diagnostic};
-use crate::syntax::ast::{PdeFnKind, PdeItem, StmtKind};
+use crate::syntax::ast::{self, PdeFnKind, PdeItem, StmtKind};
 use std::fmt::Write as _;
 
 /// Activation functions of the network, with their derivatives written in the language.
@@ -53,6 +53,9 @@ pub struct PdeSource {
     pub lagrangian: String,
     pub source: Option<String>,
     pub exact: Option<String>,
+    /// A hard Dirichlet condition u = g: the network is u = g + φ·N with φ vanishing on
+    /// the boundary (`nn_g`, `nn_phi` are among the prefix's fns).
+    pub dirichlet: bool,
 }
 
 /// Collects the declarations a pde block's functions can see, and names its functions.
@@ -66,6 +69,7 @@ pub fn pde_source(model: &Model, pde: &Pde) -> Result<PdeSource, Diagnostic> {
     })?;
     let mut prefix = String::from("use nn\n");
     let (mut lagrangian, mut source, mut exact) = (None, None, None);
+    let mut boundary_g: Option<String> = None;
     for stmt in &program.stmts {
         match &stmt.kind {
             StmtKind::Dim(_)
@@ -93,6 +97,24 @@ pub fn pde_source(model: &Model, pde: &Pde) -> Result<PdeSource, Diagnostic> {
                         PdeItem::Param(d) => {
                             let _ = writeln!(prefix, "param {d}");
                         }
+                        PdeItem::Boundary(m) if m.name.name == "dirichlet" => {
+                            let fn_names: Vec<&str> = items
+                                .iter()
+                                .filter_map(|i| match i {
+                                    PdeItem::Fn(_, f) => Some(f.name.name.as_str()),
+                                    _ => None,
+                                })
+                                .collect();
+                            boundary_g = m.args.iter().find(|a| a.name.is_none()).map(|a| match &a
+                                .value
+                                .kind
+                            {
+                                ast::ExprKind::Name(n) if fn_names.contains(&n.as_str()) => {
+                                    format!("{n}(x)")
+                                }
+                                _ => format!("{}", a.value),
+                            });
+                        }
                         PdeItem::Domain(_) | PdeItem::Boundary(_) => {}
                     }
                 }
@@ -105,6 +127,18 @@ pub fn pde_source(model: &Model, pde: &Pde) -> Result<PdeSource, Diagnostic> {
         PdeDomain::Cube => (vec![0.0; d], vec![1.0; d]),
         PdeDomain::Box { lo, hi } => (lo.clone(), hi.clone()),
     };
+    let dirichlet = match (&pde.boundary, boundary_g) {
+        (PdeBoundary::Dirichlet { penalty: None, .. }, Some(g)) => {
+            // g̃ = g extended inside by the same formula; φ = Π (x − lo)(hi − x).
+            let phi: Vec<String> = (0..d)
+                .map(|k| format!("(x[{}] - {:?})*({:?} - x[{}])", k + 1, lo[k], hi[k], k + 1))
+                .collect();
+            let _ = writeln!(prefix, "fn nn_g(x) = {g}");
+            let _ = writeln!(prefix, "fn nn_phi(x) = {}", phi.join("*"));
+            true
+        }
+        _ => false,
+    };
     let lagrangian = lagrangian.ok_or_else(|| {
         Diagnostic::error(Code::Syntax, "the pde block has no lagrangian").at(pde.span, "here")
     })?;
@@ -116,6 +150,7 @@ pub fn pde_source(model: &Model, pde: &Pde) -> Result<PdeSource, Diagnostic> {
         lagrangian,
         source,
         exact,
+        dirichlet,
     })
 }
 
@@ -128,7 +163,12 @@ fn row(d: usize) -> String {
 fn network(src: &PdeSource, samples: usize, width: usize, act: Activation) -> String {
     let d = src.dim;
     let (sig, dsig) = act.forms("nn_Z[s, i]");
-    format!(
+    let (u, g) = if src.dirichlet {
+        ("nn_N", "nn_GN")
+    } else {
+        ("nn_U", "nn_G")
+    };
+    let mut s = format!(
         "dim nn_S = {samples}, nn_H = {width}\n\
          param nn_X: real[nn_S, {d}] = 0\n\
          param nn_q: real[nn_S] = 0\n\
@@ -137,9 +177,27 @@ fn network(src: &PdeSource, samples: usize, width: usize, act: Activation) -> St
          var nn_a: real[nn_H]\n\
          var nn_c\n\
          let nn_Z = [sum(k in 1..{d}) nn_W[i, k]*nn_X[s, k] + nn_b[i] for s in 1..nn_S, i in 1..nn_H]\n\
-         let nn_U = [sum(i in 1..nn_H) nn_a[i]*{sig} + nn_c for s in 1..nn_S]\n\
-         let nn_G = [sum(i in 1..nn_H) nn_a[i]*{dsig}*nn_W[i, k] for s in 1..nn_S, k in 1..{d}]\n"
-    )
+         let {u} = [sum(i in 1..nn_H) nn_a[i]*{sig} + nn_c for s in 1..nn_S]\n\
+         let {g} = [sum(i in 1..nn_H) nn_a[i]*{dsig}*nn_W[i, k] for s in 1..nn_S, k in 1..{d}]\n"
+    );
+    if src.dirichlet {
+        // u = g + φ N, ∇u = ∇g + ∇φ N + φ ∇N; ∇g and ∇φ are symbolic gradients in x.
+        let x = row(d);
+        let _ = writeln!(s, "let nn_PH = [nn_phi({x}) for s in 1..nn_S]");
+        let _ = writeln!(s, "let nn_GPH = grad(sum(s in 1..nn_S) nn_phi({x}), nn_X)");
+        let _ = writeln!(s, "let nn_GV = [nn_g({x}) for s in 1..nn_S]");
+        let _ = writeln!(s, "let nn_GG = grad(sum(s in 1..nn_S) nn_g({x}), nn_X)");
+        let _ = writeln!(
+            s,
+            "let nn_U = [nn_GV[s] + nn_PH[s]*nn_N[s] for s in 1..nn_S]"
+        );
+        let _ = writeln!(
+            s,
+            "let nn_G = [nn_GG[s, k] + nn_GPH[s, k]*nn_N[s] + nn_PH[s]*nn_GN[s, k] \
+             for s in 1..nn_S, k in 1..{d}]"
+        );
+    }
+    s
 }
 
 /// The integrand L(x, u, p) − f(x) u at sample s, with u, p given as texts.
@@ -175,6 +233,95 @@ pub fn energy_program(src: &PdeSource, samples: usize, width: usize, act: Activa
     let i = integrand(src, "nn_U[s]", &format!("[nn_G[s, k] for k in 1..{d}]"));
     let _ = writeln!(s, "minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i})");
     s
+}
+
+/// Checks ∂²L/∂p² for positive semidefiniteness at sampled points of the domain (u and p
+/// drawn from normal distributions); `None` when no sample shows a negative eigenvalue.
+pub fn convexity_warning(
+    model: &Model,
+    pde: &Pde,
+    span: crate::diag::Span,
+) -> Result<Option<Diagnostic>, Diagnostic> {
+    let src = pde_source(model, pde)?;
+    let d = src.dim;
+    let call = format!("{}(el_x, el_u, el_p)", src.lagrangian);
+    let mut text = src.prefix.clone();
+    let _ = writeln!(
+        text,
+        "param el_x: real[{d}] = 0.5\nparam el_u = 0\nparam el_p: real[{d}] = 0\n\
+         let el_Lpp = hess({call}, el_p)"
+    );
+    let opts = crate::CompileOptions {
+        base_dir: model.options().base_dir.clone(),
+        ..crate::CompileOptions::default()
+    };
+    let mut m = Model::compile(&text, &opts).map_err(|e| internal(&e, pde.span))?;
+    let lpp = m
+        .checked()
+        .lets
+        .iter()
+        .find(|l| l.name == "el_Lpp")
+        .map(|l| l.expr.clone())
+        .ok_or_else(|| internal_msg("no Hessian", pde.span))?;
+    let e = m.lower(&lpp)?;
+    let mut rng = super::quadrature::Rng(0x0e11_1971);
+    for _ in 0..32 {
+        let x: Vec<f64> = (0..d)
+            .map(|k| src.lo[k] + (src.hi[k] - src.lo[k]) * rng.unit())
+            .collect();
+        let u = 2.0 * rng.normal();
+        let p: Vec<f64> = (0..d).map(|_| 3.0 * rng.normal()).collect();
+        let set = |m: &mut Model, n: &str, v: &[f64]| {
+            m.set_param(n, v).map_err(|e| internal_msg(&e, pde.span))
+        };
+        set(&mut m, "el_x", &x)?;
+        set(&mut m, "el_u", &[u])?;
+        set(&mut m, "el_p", &p)?;
+        let h = m
+            .evaluate(std::slice::from_ref(&e))
+            .map_err(|e| internal_msg(&e, pde.span))?
+            .remove(0);
+        if h.iter().any(|v| !v.is_finite()) {
+            continue;
+        }
+        let mut dense = crate::solve::linalg::Dense::zeros(d, d);
+        let scale = h.iter().fold(0.0_f64, |a, v| a.max(v.abs())).max(1e-300);
+        for i in 0..d {
+            for j in 0..d {
+                // A small shift: semidefinite Hessians (zero eigenvalues) pass.
+                let shift = if i == j { 1e-10 * scale } else { 0.0 };
+                dense.set(i, j, h[i * d + j] + shift);
+            }
+        }
+        let psd =
+            crate::solve::linalg::Factor::new(&dense, crate::solve::linalg::DenseKind::Cholesky)
+                .is_some();
+        if !psd {
+            let fmt = |v: &[f64]| {
+                let s: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
+                format!("[{}]", s.join(", "))
+            };
+            return Ok(Some(
+                Diagnostic::warning(
+                    Code::NotElliptic,
+                    format!(
+                        "∂²L/∂p² of `{}` is not positive semidefinite at x = {}, u = {u:.3}, p = {}",
+                        pde.name,
+                        fmt(&x),
+                        fmt(&p)
+                    ),
+                )
+                .at(span, "training may diverge")
+                .help("the energy needs L convex in p (an elliptic Euler–Lagrange equation) to have a minimum"),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+fn internal_msg(m: &str, span: crate::diag::Span) -> Diagnostic {
+    Diagnostic::error(Code::Unsupported, format!("checking the pde block: {m}"))
+        .at(span, "this pde block")
 }
 
 /// The Euler–Lagrange equation of the block, −div(∂L/∂p) + ∂L/∂u = f, with the first and

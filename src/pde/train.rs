@@ -5,8 +5,8 @@ use super::quadrature::{monte_carlo, tensor_gauss, Rng};
 use super::source::{self, Activation, PdeSource};
 use crate::api::Model;
 use crate::check::{MethodSpec, OptValue, PdeBoundary};
-use crate::diag::{Code, Diagnostic, Span};
 use crate::compiled::ValueFns;
+use crate::diag::{Code, Diagnostic, Span};
 use crate::ir::TensorExpr;
 use crate::solve::linalg::{Dense, DenseKind, Factor};
 use std::time::Instant;
@@ -77,7 +77,10 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
     if spec.name != "barron" {
         return Err(Diagnostic::error(
             Code::UnknownMethod,
-            format!("a pde block is solved `using barron(...)`, not `{}`", spec.name),
+            format!(
+                "a pde block is solved `using barron(...)`, not `{}`",
+                spec.name
+            ),
         )
         .at(spec.span, "not a pde method")
         .help("e.g. `using barron(width = 32, method = natural_gradient)`"));
@@ -198,7 +201,7 @@ fn compile(model: &Model, text: &str, span: Span) -> Result<Model, Diagnostic> {
         base_dir: model.options().base_dir.clone(),
         dims: model.options().dims.clone(),
         params: model.options().params.clone(),
-        limits: model.options().limits.clone(),
+        limits: model.options().limits,
         backend: model.options().backend,
         file_name: Some("<pde network>".into()),
     };
@@ -233,7 +236,7 @@ pub fn train(
     spec: Option<&MethodSpec>,
     span: Span,
     progress: bool,
-) -> Result<PdeReport, Diagnostic> {
+) -> Result<(PdeReport, Option<Diagnostic>), Diagnostic> {
     let pde = model
         .checked()
         .pdes
@@ -244,15 +247,21 @@ pub fn train(
             Diagnostic::error(Code::UnknownName, format!("no pde named `{target}`"))
                 .at(span, "here")
         })?;
-    if !matches!(pde.boundary, PdeBoundary::Neumann) {
+    let supported = match &pde.boundary {
+        PdeBoundary::Neumann => true,
+        PdeBoundary::Dirichlet { penalty, .. } => penalty.is_none(),
+        PdeBoundary::Periodic => false,
+    };
+    if !supported {
         return Err(Diagnostic::warning(
             Code::NotYetAvailable,
-            "only Neumann (natural) boundaries are trained by this version",
+            "periodic and penalty-Dirichlet boundaries are not trained by this version",
         )
         .at(span, "skipped")
-        .help("dirichlet and periodic boundaries are parsed and checked, not yet trained"));
+        .help("use `boundary neumann` or a hard `boundary dirichlet(g)`"));
     }
     let o = options(spec, pde.dim)?;
+    let warning = source::convexity_warning(model, &pde, span)?;
     let src = source::pde_source(model, &pde)?;
     let d = src.dim;
     let mut rng = Rng(o.seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed);
@@ -396,7 +405,7 @@ pub fn train(
                     theta = trial;
                     let rel = (e - et) / e.abs().max(1e-300);
                     e = value(&energy.model, &theta, Some(&mut grad))?;
-                    mu = (mu / 3.0).max(1e-12);
+                    mu = (mu / 3.0).max(if fresh { 0.1 } else { 1e-12 });
                     accepted = true;
                     stalled = if rel < 1e-13 { stalled + 1 } else { 0 };
                     break;
@@ -474,7 +483,7 @@ pub fn train(
         }
         None => (None, None, None),
     };
-    Ok(PdeReport {
+    let report = PdeReport {
         name: pde.name.clone(),
         dim: d,
         method: o.method.name(),
@@ -489,7 +498,8 @@ pub fn train(
         rel_h1,
         time_s,
         history,
-    })
+    };
+    Ok((report, warning))
 }
 
 /// Runs compiled values at θ.
@@ -505,7 +515,13 @@ fn run(m: &Model, f: &ValueFns, theta: &[f64], span: Span) -> Result<Vec<Vec<f64
 
 /// The H¹ Gauss–Newton matrix G = Σ_s q_s (∂u_sᵀ∂u_s + Σ_k ∂(∇u)_skᵀ ∂(∇u)_sk) at θ, from
 /// the compiled Jacobians of the network's values and input gradients.
-fn h1_metric(en: &Energy, theta: &[f64], d: usize, h: usize, span: Span) -> Result<Dense, Diagnostic> {
+fn h1_metric(
+    en: &Energy,
+    theta: &[f64],
+    d: usize,
+    h: usize,
+    span: Span,
+) -> Result<Dense, Diagnostic> {
     let f = en
         .jac
         .as_ref()
@@ -517,11 +533,11 @@ fn h1_metric(en: &Energy, theta: &[f64], d: usize, h: usize, span: Span) -> Resu
         .ok_or_else(|| Diagnostic::error(Code::Unsupported, "no weights"))?;
     let s = q.len();
     let p = theta.len();
-    let mut gm = vec![0.0; p * p];
-    let mut row = vec![0.0; p];
-    // Rows: u at sample s, then (∇u)_k; columns in the packing order W, b, a, c.
+    // A: one row per sample and component (u, then (∇u)_k), scaled by √q; G = AᵀA.
+    let rows = s * (d + 1);
+    let mut a = faer::Mat::<f64>::zeros(rows, p);
     for si in 0..s {
-        let w = q[si];
+        let w = q[si].max(0.0).sqrt();
         for comp in 0..=d {
             let (jw, jb, ja, jc) = if comp == 0 {
                 (
@@ -539,27 +555,18 @@ fn h1_metric(en: &Energy, theta: &[f64], d: usize, h: usize, span: Span) -> Resu
                     j[7][r],
                 )
             };
-            row[..h * d].copy_from_slice(jw);
-            row[h * d..h * d + h].copy_from_slice(jb);
-            row[h * d + h..h * d + 2 * h].copy_from_slice(ja);
-            row[p - 1] = jc;
-            for a in 0..p {
-                let ra = w * row[a];
-                if ra == 0.0 {
-                    continue;
-                }
-                let g = &mut gm[a * p..(a + 1) * p];
-                for (gb, rb) in g[a..].iter_mut().zip(&row[a..]) {
-                    *gb += ra * rb;
-                }
+            let r = si * (d + 1) + comp;
+            let cols = jw.iter().chain(jb).chain(ja).chain(std::iter::once(&jc));
+            for (c, v) in cols.enumerate() {
+                a[(r, c)] = w * v;
             }
         }
     }
+    let g = a.transpose() * &a;
     let mut out = Dense::zeros(p, p);
-    for a in 0..p {
-        for b in a..p {
-            out.set(a, b, gm[a * p + b]);
-            out.set(b, a, gm[a * p + b]);
+    for x in 0..p {
+        for y in 0..p {
+            out.set(x, y, g[(x, y)]);
         }
     }
     Ok(out)

@@ -156,6 +156,48 @@ pub fn convergence_svg(
     )
 }
 
+/// A pde training run as an SVG plot (`--plot`): the energy gap E − E(u*) and the relative
+/// L² error against the step when `exact` is given, else the energy.
+pub fn pde_svg(path: &std::path::Path, p: &crate::pde::PdeReport) -> Result<(), String> {
+    let mut series = Vec::new();
+    let log = match p.exact_energy {
+        Some(e) => {
+            series.push(plot::Series {
+                name: "energy gap E - E(u*)",
+                points: p
+                    .history
+                    .iter()
+                    .map(|(k, en, _)| (*k as f64, (en - e).abs().max(1e-300)))
+                    .collect(),
+            });
+            series.push(plot::Series {
+                name: "relative L2 error",
+                points: p
+                    .history
+                    .iter()
+                    .filter_map(|(k, _, r)| Some((*k as f64, (*r)?)))
+                    .collect(),
+            });
+            true
+        }
+        None => {
+            series.push(plot::Series {
+                name: "energy",
+                points: p.history.iter().map(|(k, e, _)| (*k as f64, *e)).collect(),
+            });
+            false
+        }
+    };
+    plot::line_plot_svg(
+        path,
+        &format!("pde {}: {} (d = {})", p.name, p.method, p.dim),
+        "step",
+        "value",
+        &series,
+        log,
+    )
+}
+
 /// The outer objective of a `tune` against its iteration, as an SVG plot (`--plot`).
 pub fn tune_svg(path: &std::path::Path, t: &crate::run::TuneReport) -> Result<(), String> {
     let series = vec![plot::Series {

@@ -254,10 +254,11 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                 method,
                 span,
             } => match crate::pde::train(model, target, method.as_ref(), *span, !opts.quiet) {
-                Ok(p) => {
+                Ok((p, warning)) => {
                     if report.status == Status::Evaluated {
                         report.status = Status::Solved;
                     }
+                    report.diagnostics.extend(warning);
                     report.pde.push(p);
                     Ok(())
                 }

@@ -1,0 +1,156 @@
+//! The Barron-network PDE driver on problems with closed forms (REFERENCE P1, P2, and a
+//! Dirichlet problem): the energy gradient against finite differences, the Euler–Lagrange
+//! printout, and training to a given accuracy.
+
+use optc::run::{execute, RunOptions};
+use optc::{CompileOptions, Model};
+use std::f64::consts::PI;
+
+/// P1 (screened Poisson) or P2 (with the quartic term) on [0, 1]^d, Neumann boundary,
+/// u* = d^{-1/2} Σ cos(π xᵢ).
+fn problem(d: usize, quartic: bool, using: &str) -> String {
+    let (l, f) = if quartic {
+        (
+            "0.5*dot(p, p) + 0.5*u^2 + 0.25*u^4",
+            "(pi^2 + 1)*ustar(x) + ustar(x)^3",
+        )
+    } else {
+        ("0.5*dot(p, p) + 0.5*u^2", "(pi^2 + 1)*ustar(x)")
+    };
+    format!(
+        "dim d = {d}\n\
+         pde p {{\n\
+           domain cube(d)\n\
+           lagrangian L(x, u, p) = {l}\n\
+           exact ustar(x) = sum(i in 1..d) cos(pi*x[i]) / sqrt(d)\n\
+           source f(x) = {f}\n\
+         }}\n\
+         solve p using barron({using})\n"
+    )
+}
+
+fn train(src: &str) -> optc::pde::PdeReport {
+    let mut model = Model::compile(src, &CompileOptions::default())
+        .unwrap_or_else(|e| panic!("{}", e.render(optc::diag::RenderStyle::Plain)));
+    let report = execute(
+        &mut model,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+        &mut std::io::sink(),
+    );
+    assert_eq!(report.exit_code(), 0, "{:?}", report.diagnostics);
+    report.pde.into_iter().next().expect("a pde report")
+}
+
+#[test]
+fn the_energy_gradient_matches_finite_differences() {
+    let base = Model::compile(&problem(2, true, ""), &CompileOptions::default()).expect("P2");
+    for act in ["tanh", "cos", "softplus", "sigmoid"] {
+        let text = optc::pde::energy_program(&base, "p", 7, 3, act).expect("generates");
+        let mut m = Model::compile(&text, &CompileOptions::default()).expect("compiles");
+        // Points and weights that are not a rule: the gradient identity holds for any.
+        let pts: Vec<f64> = (0..14)
+            .map(|k| ((k * 37 % 23) as f64 + 0.5) / 23.0)
+            .collect();
+        let wts: Vec<f64> = (0..7).map(|k| 0.1 + 0.02 * k as f64).collect();
+        m.set_param("nn_X", &pts).expect("X");
+        m.set_param("nn_q", &wts).expect("q");
+        m.system_fns().expect("fns");
+        let fns = m.fns().expect("fns");
+        let n = fns.layout.n;
+        let theta: Vec<f64> = (0..n).map(|k| ((k * 53 % 17) as f64 - 8.0) / 9.0).collect();
+        let mut g = vec![0.0; n];
+        fns.objective(&theta, m.state(), Some(&mut g)).expect("E");
+        let h = 1e-5;
+        for k in 0..n {
+            let e = |t: f64| {
+                let mut z = theta.clone();
+                z[k] += t;
+                fns.objective(&z, m.state(), None).expect("E")
+            };
+            let fd = (e(h) - e(-h)) / (2.0 * h);
+            assert!(
+                (fd - g[k]).abs() <= 1e-7 * (1.0 + g[k].abs()),
+                "{act}: ∂E/∂θ[{k}] = {} but finite differences give {fd}",
+                g[k]
+            );
+        }
+    }
+}
+
+#[test]
+fn euler_lagrange_forms_of_p1_and_p2() {
+    for (name, quartic) in [("p1", false), ("p2", true)] {
+        let mut m =
+            Model::compile(&problem(2, quartic, ""), &CompileOptions::default()).expect("compiles");
+        let text = optc::pde::euler_lagrange(&m, "p").expect("derives");
+        insta::assert_snapshot!(format!("euler_{name}"), text);
+        // The same through the CLI's form table.
+        assert_eq!(optc::cli::emit_form(&mut m, "euler").expect("emits"), text);
+    }
+}
+
+#[test]
+fn p1_in_one_and_two_dimensions_by_natural_gradient() {
+    let exact = -(PI * PI + 1.0) / 4.0;
+    for (d, using) in [
+        (
+            1,
+            "width = 16, samples = 64, steps = 100, method = natural_gradient",
+        ),
+        (
+            2,
+            "width = 16, samples = 256, steps = 60, method = natural_gradient",
+        ),
+    ] {
+        let r = train(&problem(d, false, using));
+        let l2 = r.rel_l2.expect("an exact solution was given");
+        assert!(l2 <= 1e-3, "d = {d}: relative L² error {l2}");
+        // E(u) − E(u*) = ½‖u − u*‖²_{H¹} ≥ 0, and E(u*) = −(π² + 1)/4 in every dimension.
+        assert!(
+            (r.energy - exact).abs() < 1e-4,
+            "d = {d}: energy {}",
+            r.energy
+        );
+        let estar = r.exact_energy.expect("exact energy");
+        assert!(
+            (estar - exact).abs() < 1e-8,
+            "d = {d}: quadrature of E(u*) {estar}"
+        );
+        assert!(r.energy >= estar - 1e-12, "below the minimum: {}", r.energy);
+    }
+}
+
+#[test]
+fn dirichlet_and_neumann_in_one_dimension() {
+    // −u'' = π² sin(πx) with u(0) = 0, u(1) = 1: u = sin(πx) + x.
+    let dirichlet = "pde s {\n  domain cube(1)\n  lagrangian L(x, u, p) = 0.5*dot(p, p)\n\
+                     source f(x) = pi^2*sin(pi*x[1])\n  exact u(x) = sin(pi*x[1]) + x[1]\n\
+                     boundary dirichlet(x[1])\n}\n\
+                     solve s using barron(width = 16, samples = 64, steps = 100)\n";
+    let r = train(dirichlet);
+    let l2 = r.rel_l2.expect("exact");
+    assert!(l2 <= 1e-3, "Dirichlet: relative L² error {l2}");
+    // −u'' + u = (π² + 1) cos(πx) with u'(0) = u'(1) = 0: u = cos(πx); the natural boundary
+    // condition is not imposed on the network, it comes out of the energy.
+    let neumann = "pde s {\n  domain cube(1)\n  lagrangian L(x, u, p) = 0.5*dot(p, p) + 0.5*u^2\n\
+                   source f(x) = (pi^2 + 1)*cos(pi*x[1])\n  exact u(x) = cos(pi*x[1])\n}\n\
+                   solve s using barron(width = 16, samples = 64, steps = 100)\n";
+    let r = train(neumann);
+    let l2 = r.rel_l2.expect("exact");
+    assert!(l2 <= 1e-3, "Neumann: relative L² error {l2}");
+}
+
+#[test]
+fn adam_lowers_the_energy() {
+    let r = train(&problem(
+        1,
+        true,
+        "width = 8, samples = 32, steps = 300, method = adam, lr = 0.02",
+    ));
+    let first = r.history.first().expect("history").1;
+    assert!(r.energy < first, "{} is not below {first}", r.energy);
+    assert!(r.energy >= r.exact_energy.expect("exact") - 1e-9);
+}
