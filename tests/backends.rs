@@ -10,6 +10,10 @@ fn report(path: &Path, backend: Backend) -> Option<optc::run::RunReport> {
         ..CompileOptions::default()
     };
     let mut m = Model::compile_file(path, &opts).ok()?;
+    // Network training is compared on its own, at a small size (tests/pde.rs).
+    if !m.checked().pdes.is_empty() {
+        return None;
+    }
     Some(optc::run::execute(
         &mut m,
         &optc::run::RunOptions {

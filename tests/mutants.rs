@@ -152,10 +152,13 @@ fn run_one(src: String, base: PathBuf) -> Result<bool, String> {
     let handle = std::thread::Builder::new()
         .stack_size(256 << 20)
         .spawn(move || {
-            let opts = CompileOptions {
+            let mut opts = CompileOptions {
                 base_dir: Some(base),
                 ..CompileOptions::default()
             };
+            // A mutant may legitimately ask for a billion steps: the solve-time cap (what a
+            // service would set) turns that into a report instead of a hang.
+            opts.limits.max_solve_seconds = 10.0;
             let compiled = Model::compile(&src, &opts);
             let ok = compiled.is_ok();
             if let Ok(mut model) = compiled {

@@ -154,3 +154,56 @@ fn adam_lowers_the_energy() {
     assert!(r.energy < first, "{} is not below {first}", r.energy);
     assert!(r.energy >= r.exact_energy.expect("exact") - 1e-9);
 }
+
+#[test]
+fn jit_and_interpreter_train_identically() {
+    let src = problem(
+        1,
+        true,
+        "width = 4, samples = 16, steps = 8, method = natural_gradient",
+    );
+    let run = |backend| {
+        let opts = CompileOptions {
+            backend,
+            ..CompileOptions::default()
+        };
+        let mut model = Model::compile(&src, &opts).expect("compiles");
+        let r = execute(
+            &mut model,
+            &RunOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            &mut std::io::sink(),
+        );
+        r.pde.into_iter().next().expect("trained")
+    };
+    let (a, b) = (run(optc::Backend::Jit), run(optc::Backend::Interp));
+    assert_eq!(a.energy.to_bits(), b.energy.to_bits());
+    assert_eq!(a.history.len(), b.history.len());
+    for (x, y) in a.history.iter().zip(&b.history) {
+        assert_eq!(x.1.to_bits(), y.1.to_bits());
+    }
+}
+
+#[test]
+fn training_stops_at_the_time_cap() {
+    let src = problem(2, true, "width = 32, samples = 1024, steps = 10000000");
+    let mut opts = CompileOptions::default();
+    opts.limits.max_solve_seconds = 0.5;
+    let mut model = Model::compile(&src, &opts).expect("compiles");
+    let r = execute(
+        &mut model,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+        &mut std::io::sink(),
+    );
+    let p = r.pde.first().expect("a report at the cap");
+    assert!(p.steps < 10_000_000);
+    assert!(r
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("time limit")));
+}

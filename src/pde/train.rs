@@ -47,9 +47,12 @@ pub struct Options {
     pub damping: f64,
     /// Adam steps before the natural gradient (method `auto`).
     pub warmup: usize,
+    /// Wall-clock limit on training, seconds (0: none).
+    pub max_time: f64,
 }
 
-const OPTIONS: [&str; 9] = [
+const OPTIONS: [&str; 10] = [
+    "max_time",
     "width",
     "activation",
     "method",
@@ -72,6 +75,7 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
         seed: 1,
         damping: 1e-3,
         warmup: 20,
+        max_time: 0.0,
     };
     let Some(spec) = spec else { return Ok(o) };
     if spec.name != "barron" {
@@ -107,6 +111,7 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
             "seed" => o.seed = count(0.0, 1e15, "1")? as u64,
             "lr" => o.lr = positive("1e-2")?,
             "damping" => o.damping = positive("1e-3")?,
+            "max_time" => o.max_time = positive("60")?,
             "activation" => {
                 let s = match value {
                     OptValue::Name(s) => s.as_str(),
@@ -260,7 +265,11 @@ pub fn train(
         .at(span, "skipped")
         .help("use `boundary neumann` or a hard `boundary dirichlet(g)`"));
     }
-    let o = options(spec, pde.dim)?;
+    let mut o = options(spec, pde.dim)?;
+    let cap = model.options().limits.max_solve_seconds;
+    if cap > 0.0 && (o.max_time == 0.0 || o.max_time > cap) {
+        o.max_time = cap;
+    }
     let warning = source::convexity_warning(model, &pde, span)?;
     let src = source::pde_source(model, &pde)?;
     let d = src.dim;
@@ -364,7 +373,12 @@ pub fn train(
     let mut steps = 0;
     let mut adam_t = 0;
     let mut stalled = 0;
+    let mut timed_out = false;
     for step in 0..o.steps {
+        if o.max_time > 0.0 && start.elapsed().as_secs_f64() > o.max_time {
+            timed_out = true;
+            break;
+        }
         if fresh {
             let (pts, wts) = monte_carlo(o.samples, &src.lo, &src.hi, &mut rng);
             set(&mut energy.model, "nn_X", &pts)?;
@@ -498,6 +512,20 @@ pub fn train(
         rel_h1,
         time_s,
         history,
+    };
+    let warning = match (warning, timed_out) {
+        (w, false) => w,
+        (_, true) => Some(
+            Diagnostic::warning(
+                Code::NotConverged,
+                format!(
+                    "training stopped at the time limit of {} s after {steps} of {} steps",
+                    o.max_time, o.steps
+                ),
+            )
+            .at(span, "stopped early")
+            .help("raise max_time, or ask for fewer steps"),
+        ),
     };
     Ok((report, warning))
 }

@@ -62,7 +62,11 @@ pub(crate) fn tune(
     opts: &RunOptions,
     log: &mut dyn Write,
 ) -> Result<TuneReport, Diagnostic> {
-    let o = outer::options(req.method)?;
+    let mut o = outer::options(req.method)?;
+    let cap = model.options().limits.max_solve_seconds;
+    if cap > 0.0 && (o.max_time == 0.0 || o.max_time > cap) {
+        o.max_time = cap;
+    }
     let sign = if req.sense == Sense::Maximize {
         -1.0
     } else {

@@ -40,6 +40,8 @@ pub struct OuterOptions {
     pub lr: f64,
     /// L-BFGS memory.
     pub memory: usize,
+    /// Wall-clock limit in seconds (0: none).
+    pub max_time: f64,
 }
 
 const METHODS: [&str; 3] = ["lbfgs", "adam", "gd"];
@@ -59,6 +61,7 @@ impl OuterOptions {
                 OuterMethod::Gd => 0.1,
             },
             memory: 10,
+            max_time: 0.0,
         }
     }
 }
@@ -87,8 +90,8 @@ pub fn options(spec: Option<&MethodSpec>) -> Result<OuterOptions, Diagnostic> {
     };
     let mut o = OuterOptions::new(method);
     let allowed: &[&str] = match method {
-        OuterMethod::Lbfgs => &["tol", "max_iter", "memory", "lr"],
-        OuterMethod::Adam | OuterMethod::Gd => &["tol", "max_iter", "steps", "lr"],
+        OuterMethod::Lbfgs => &["tol", "max_iter", "memory", "lr", "max_time"],
+        OuterMethod::Adam | OuterMethod::Gd => &["tol", "max_iter", "steps", "lr", "max_time"],
     };
     for (name, value, span) in &spec.options {
         if !allowed.contains(&name.as_str()) {
@@ -113,8 +116,9 @@ pub fn options(spec: Option<&MethodSpec>) -> Result<OuterOptions, Diagnostic> {
             _ => return Err(bad("a number", "1e-6")),
         };
         match name.as_str() {
-            "tol" | "lr" if v <= 0.0 => return Err(bad("a positive number", "1e-3")),
+            "tol" | "lr" | "max_time" if v <= 0.0 => return Err(bad("a positive number", "1e-3")),
             "tol" => o.tol = v,
+            "max_time" => o.max_time = v,
             "lr" => o.lr = v,
             _ if v < 1.0 || v != v.trunc() || v > 1e7 => {
                 return Err(bad("a positive whole number", "50"));
@@ -236,7 +240,12 @@ pub fn minimize(
     let mut converged = false;
     let mut stalled = 0;
     let mut iter = 0;
+    let start = std::time::Instant::now();
     while iter < o.max_iter {
+        if o.max_time > 0.0 && start.elapsed().as_secs_f64() > o.max_time {
+            reason = format!("time limit of {} s reached", o.max_time);
+            break;
+        }
         let gn = projected_gradient_norm(&x, &g, lo, hi);
         if gn <= o.tol {
             converged = true;
