@@ -1,0 +1,145 @@
+//! The PDE driver's results table (docs/PDE.md): relative L² error reached and wall time, for
+//! REFERENCE P1 (screened Poisson) and P2 (semilinear, u³), a quasilinear Lagrangian, in
+//! several dimensions and with each training method. Each row is one `optc` training run
+//! through the library; the figures are measurements, not assertions.
+//! Run: `cargo bench --bench pde` (`-- quick` for the rows up to d = 2).
+
+use optc::run::{execute, RunOptions};
+use optc::{CompileOptions, Model};
+
+/// (name, lagrangian, source) with u* = d^{-1/2} Σ cos(π xᵢ) as the exact solution `us`.
+const PROBLEMS: [(&str, &str, &str); 3] = [
+    ("P1", "0.5*dot(p, p) + 0.5*u^2", "(pi^2 + 1)*us(x)"),
+    (
+        "P2",
+        "0.5*dot(p, p) + 0.5*u^2 + 0.25*u^4",
+        "(pi^2 + 1)*us(x) + us(x)^3",
+    ),
+    // −div((1 + u²)∇u) + u|∇u|² + u = f
+    (
+        "quasilinear",
+        "0.5*(1 + u^2)*dot(p, p) + 0.5*u^2",
+        "(1 + us(x)^2)*pi^2*us(x) - us(x)*(pi^2/d)*sum(i in 1..d) sin(pi*x[i])^2 + us(x)",
+    ),
+];
+
+fn source(problem: usize, d: usize, using: &str) -> String {
+    let (_, l, f) = PROBLEMS[problem];
+    format!(
+        "dim d = {d}\npde p {{\n  domain cube(d)\n  lagrangian L(x, u, p) = {l}\n  \
+         exact us(x) = sum(i in 1..d) cos(pi*x[i]) / sqrt(d)\n  source f(x) = {f}\n}}\n\
+         solve p using barron({using})\n"
+    )
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    // (problem, d, barron options)
+    let mut rows: Vec<(usize, usize, &str)> = vec![
+        (
+            0,
+            1,
+            "width = 16, samples = 64, steps = 100, method = natural_gradient",
+        ),
+        (
+            0,
+            1,
+            "width = 16, samples = 64, steps = 3000, method = adam, lr = 0.01",
+        ),
+        (0, 2, "width = 32, samples = 1024, steps = 200"),
+        (
+            0,
+            2,
+            "width = 32, samples = 1024, steps = 3000, method = adam, lr = 0.01",
+        ),
+        (1, 1, "width = 16, samples = 64, steps = 200"),
+        (
+            1,
+            2,
+            "width = 32, samples = 1024, steps = 300, method = natural_gradient",
+        ),
+        (2, 1, "width = 16, samples = 64, steps = 200"),
+        (
+            2,
+            2,
+            "width = 32, samples = 1024, steps = 300, method = natural_gradient",
+        ),
+    ];
+    if !quick {
+        rows.extend([
+            (
+                0,
+                5,
+                "width = 64, samples = 4096, steps = 60, method = natural_gradient",
+            ),
+            (
+                0,
+                5,
+                "width = 64, samples = 2048, steps = 3000, method = adam, lr = 0.005",
+            ),
+            (
+                1,
+                5,
+                "width = 64, samples = 2048, steps = 3000, method = adam, lr = 0.005",
+            ),
+            (
+                0,
+                10,
+                "width = 64, samples = 2048, steps = 3000, method = adam, lr = 0.005",
+            ),
+            (
+                1,
+                10,
+                "width = 64, samples = 2048, steps = 3000, method = adam, lr = 0.005",
+            ),
+            (
+                0,
+                20,
+                "width = 64, samples = 2048, steps = 2000, method = adam, lr = 0.005",
+            ),
+            (
+                0,
+                100,
+                "width = 32, samples = 1024, steps = 300, method = adam, lr = 0.005",
+            ),
+        ]);
+    }
+    println!(
+        "| problem | d | method | width | points | steps | relative L² | relative H¹ | seconds |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (p, d, using) in rows {
+        let src = source(p, d, using);
+        let mut model = match Model::compile(&src, &CompileOptions::default()) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("{}", e.render(optc::diag::RenderStyle::Plain));
+                continue;
+            }
+        };
+        let report = execute(
+            &mut model,
+            &RunOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            &mut std::io::sink(),
+        );
+        let Some(r) = report.pde.first() else {
+            eprintln!("{}: no report {:?}", PROBLEMS[p].0, report.diagnostics);
+            continue;
+        };
+        let fmt = |v: Option<f64>| v.map(|x| format!("{x:.1e}")).unwrap_or("-".into());
+        println!(
+            "| {} | {d} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            PROBLEMS[p].0,
+            r.method,
+            r.width,
+            r.quadrature,
+            r.steps,
+            fmt(r.rel_l2),
+            fmt(r.rel_h1),
+            r.time_s
+        );
+    }
+}
