@@ -2,8 +2,10 @@
 //! Dirichlet problem): the energy gradient against finite differences, the Euler–Lagrange
 //! printout, and training to a given accuracy.
 
-use optc::run::{execute, RunOptions};
+#[path = "support/quiet.rs"]
+mod quiet;
 use optc::{CompileOptions, Model};
+use quiet::run_quiet;
 use std::f64::consts::PI;
 
 /// P1 (screened Poisson) or P2 (with the quartic term) on [0, 1]^d, Neumann boundary,
@@ -32,14 +34,7 @@ fn problem(d: usize, quartic: bool, using: &str) -> String {
 fn train(src: &str) -> optc::pde::PdeReport {
     let mut model = Model::compile(src, &CompileOptions::default())
         .unwrap_or_else(|e| panic!("{}", e.render(optc::diag::RenderStyle::Plain)));
-    let report = execute(
-        &mut model,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-        &mut std::io::sink(),
-    );
+    let report = run_quiet(&mut model);
     assert_eq!(report.exit_code(), 0, "{:?}", report.diagnostics);
     report.pde.into_iter().next().expect("a pde report")
 }
@@ -168,14 +163,7 @@ fn jit_and_interpreter_train_identically() {
             ..CompileOptions::default()
         };
         let mut model = Model::compile(&src, &opts).expect("compiles");
-        let r = execute(
-            &mut model,
-            &RunOptions {
-                quiet: true,
-                ..Default::default()
-            },
-            &mut std::io::sink(),
-        );
+        let r = run_quiet(&mut model);
         r.pde.into_iter().next().expect("trained")
     };
     let (a, b) = (run(optc::Backend::Jit), run(optc::Backend::Interp));
@@ -192,14 +180,7 @@ fn training_stops_at_the_time_cap() {
     let mut opts = CompileOptions::default();
     opts.limits.max_solve_seconds = 0.5;
     let mut model = Model::compile(&src, &opts).expect("compiles");
-    let r = execute(
-        &mut model,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-        &mut std::io::sink(),
-    );
+    let r = run_quiet(&mut model);
     let p = r.pde.first().expect("a report at the cap");
     assert!(p.steps < 10_000_000);
     assert!(r

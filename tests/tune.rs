@@ -4,8 +4,10 @@
 //! molecular example against its scaling law.
 
 use optc::check::{MethodSpec, OptValue, Request};
-use optc::run::{execute, RunOptions};
+#[path = "support/quiet.rs"]
+mod quiet;
 use optc::{CompileOptions, Model};
+use quiet::run_quiet;
 use std::path::{Path, PathBuf};
 
 fn example(name: &str) -> PathBuf {
@@ -116,14 +118,7 @@ fn hypergradients_match_finite_differences_of_resolved_inner_problems() {
 
 fn tuned(name: &str) -> optc::run::TuneReport {
     let mut model = compile(name);
-    let report = execute(
-        &mut model,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-        &mut std::io::sink(),
-    );
+    let report = run_quiet(&mut model);
     assert_eq!(report.exit_code(), 0, "{name}: {:?}", report.diagnostics);
     report.tune.expect("a tune report")
 }
@@ -251,14 +246,7 @@ fn the_tuned_ridge_penalty_is_the_minimizer_of_the_closed_form_validation_loss()
 #[test]
 fn molecular_distances_scale_with_the_diameter() {
     let mut model = compile("molecular.opt");
-    let report = execute(
-        &mut model,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-        &mut std::io::sink(),
-    );
+    let report = run_quiet(&mut model);
     assert_eq!(report.exit_code(), 0, "{:?}", report.diagnostics);
     // derive d(r)/d(sigma) ran at sigma = 1, before the tune: dr/dσ = r/σ = r(1).
     let d = &report.derivatives[0];
@@ -298,14 +286,7 @@ fn adam_and_gradient_descent_reach_the_lbfgs_optimum() {
             ..CompileOptions::default()
         };
         let mut model = Model::compile(&src, &opts).expect("compiles");
-        let report = execute(
-            &mut model,
-            &RunOptions {
-                quiet: true,
-                ..Default::default()
-            },
-            &mut std::io::sink(),
-        );
+        let report = run_quiet(&mut model);
         let t = report.tune.expect("tune");
         assert_eq!(t.method, &using[..using.find('(').unwrap_or(0)]);
         let got = t.params[0].values[0];
@@ -322,14 +303,7 @@ fn maximize_tunes_uphill() {
     let src = "param a = 0 in [-5, 5]\nvar x\nminimize 0.5*(x - a)^2\nsolve\n\
                tune a to maximize -(x - 2)^2\n";
     let mut model = Model::compile(src, &CompileOptions::default()).expect("compiles");
-    let report = execute(
-        &mut model,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-        &mut std::io::sink(),
-    );
+    let report = run_quiet(&mut model);
     let t = report.tune.expect("tune");
     assert!((t.params[0].values[0] - 2.0).abs() < 1e-8);
     assert!(t.objective > t.initial_objective);
