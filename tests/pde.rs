@@ -188,3 +188,25 @@ fn training_stops_at_the_time_cap() {
         .iter()
         .any(|d| d.message.contains("time limit")));
 }
+
+#[test]
+fn the_energy_natural_gradient_solves_nonlinear_problems() {
+    // P2 (u³) and a quasilinear Lagrangian, ½(1 + u²)|p|² + ½u², whose H¹ metric is not the
+    // energy's Gauss–Newton matrix; u* = cos(πx).
+    let r = train(&problem(
+        1,
+        true,
+        "width = 16, samples = 64, steps = 200, method = energy_natural_gradient",
+    ));
+    let l2 = r.rel_l2.expect("exact");
+    assert!(l2 <= 1e-5, "P2: relative L² error {l2}");
+    let quasilinear = "pde q {\n  domain cube(1)\n\
+        lagrangian L(x, u, p) = 0.5*(1 + u^2)*dot(p, p) + 0.5*u^2\n\
+        exact us(x) = cos(pi*x[1])\n\
+        source f(x) = (1 + us(x)^2)*pi^2*us(x) - us(x)*pi^2*sin(pi*x[1])^2 + us(x)\n}\n\
+        solve q using barron(width = 16, samples = 64, steps = 200)\n";
+    let r = train(quasilinear);
+    assert_eq!(r.method, "adam+energy_natural_gradient");
+    let l2 = r.rel_l2.expect("exact");
+    assert!(l2 <= 1e-4, "quasilinear: relative L² error {l2}");
+}

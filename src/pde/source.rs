@@ -230,6 +230,25 @@ pub fn energy_program(src: &PdeSource, samples: usize, width: usize, act: Activa
             let _ = writeln!(s, "let nn_J{out}{v} = jac({of}, nn_{v})");
         }
     }
+    // ∂²L in (u, p) at each point, at given values nn_PU, nn_PG (set to the network's u and
+    // ∇u), for the energy natural gradient: each term of the sum depends on its own point
+    // only, so gradients of the sum are the per-point derivatives.
+    let x = format!("[nn_X[t, k] for k in 1..{d}]");
+    let _ = writeln!(s, "param nn_PU: real[nn_S] = 0");
+    let _ = writeln!(s, "param nn_PG: real[nn_S, {d}] = 0");
+    let _ = writeln!(
+        s,
+        "let nn_Lsum = sum(t in 1..nn_S) {}({x}, nn_PU[t], [nn_PG[t, k] for k in 1..{d}])",
+        src.lagrangian
+    );
+    let _ = writeln!(s, "let nn_Lu = grad(nn_Lsum, nn_PU)");
+    let _ = writeln!(s, "let nn_Lp = grad(nn_Lsum, nn_PG)");
+    let _ = writeln!(s, "let nn_Cuu = grad(sum(s in 1..nn_S) nn_Lu[s], nn_PU)");
+    let _ = writeln!(s, "let nn_Cup = grad(sum(s in 1..nn_S) nn_Lu[s], nn_PG)");
+    let _ = writeln!(
+        s,
+        "let nn_Cpp = [grad(sum(s in 1..nn_S) nn_Lp[s, j], nn_PG) for j in 1..{d}]"
+    );
     let i = integrand(src, "nn_U[s]", &format!("[nn_G[s, k] for k in 1..{d}]"));
     let _ = writeln!(s, "minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i})");
     s

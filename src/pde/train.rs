@@ -16,7 +16,9 @@ use std::time::Instant;
 pub enum Method {
     Adam,
     NaturalGradient,
-    /// Adam warm-up, then the natural gradient.
+    /// Gauss–Newton with the symbolic ∂²L of the Lagrangian in place of the H¹ metric.
+    EnergyNaturalGradient,
+    /// Adam warm-up, then the energy natural gradient.
     Auto,
 }
 
@@ -25,7 +27,8 @@ impl Method {
         match self {
             Method::Adam => "adam",
             Method::NaturalGradient => "natural_gradient",
-            Method::Auto => "adam+natural_gradient",
+            Method::EnergyNaturalGradient => "energy_natural_gradient",
+            Method::Auto => "adam+energy_natural_gradient",
         }
     }
 }
@@ -124,8 +127,16 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
                 o.method = match value {
                     OptValue::Name(s) if s == "adam" => Method::Adam,
                     OptValue::Name(s) if s == "natural_gradient" => Method::NaturalGradient,
+                    OptValue::Name(s) if s == "energy_natural_gradient" => {
+                        Method::EnergyNaturalGradient
+                    }
                     OptValue::Name(s) if s == "auto" => Method::Auto,
-                    _ => return Err(bad("adam, natural_gradient or auto", "natural_gradient")),
+                    _ => {
+                        return Err(bad(
+                            "adam, natural_gradient, energy_natural_gradient or auto",
+                            "natural_gradient",
+                        ))
+                    }
                 }
             }
             _ => {
@@ -188,6 +199,8 @@ struct Energy {
     estar: Option<ValueFns>,
     /// ∂U/∂(W, b, a, c), ∂G/∂(W, b, a, c).
     jac: Option<ValueFns>,
+    /// ∂²L/∂u², ∂²L/∂u∂p, ∂²L/∂p² at (x, nn_PU, nn_PG), for the energy natural gradient.
+    curvature: Option<ValueFns>,
 }
 
 fn let_expr(m: &mut Model, name: &str) -> Result<TensorExpr, Diagnostic> {
@@ -308,11 +321,21 @@ pub fn train(
     } else {
         None
     };
+    let curvature = if matches!(o.method, Method::EnergyNaturalGradient | Method::Auto) {
+        let c = ["nn_Cuu", "nn_Cup", "nn_Cpp"]
+            .iter()
+            .map(|n| let_expr(&mut a, n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(a.compile_values(&c)?)
+    } else {
+        None
+    };
     let mut energy = Energy {
         model: a,
         values,
         estar,
         jac,
+        curvature,
     };
     let set = |m: &mut Model, name: &str, v: &[f64]| {
         m.set_param(name, v)
@@ -399,7 +422,7 @@ pub fn train(
             }
             e = value(&energy.model, &theta, Some(&mut grad))?;
         } else {
-            let gmat = h1_metric(&energy, &theta, d, o.width, span)?;
+            let gmat = h1_metric(&mut energy, &theta, d, o.width, span)?;
             let mean_diag = (0..p).map(|k| gmat.get(k, k)).sum::<f64>() / p as f64;
             let mut accepted = false;
             for _ in 0..12 {
@@ -544,12 +567,26 @@ fn run(m: &Model, f: &ValueFns, theta: &[f64], span: Span) -> Result<Vec<Vec<f64
 /// The H¹ Gauss–Newton matrix G = Σ_s q_s (∂u_sᵀ∂u_s + Σ_k ∂(∇u)_skᵀ ∂(∇u)_sk) at θ, from
 /// the compiled Jacobians of the network's values and input gradients.
 fn h1_metric(
-    en: &Energy,
+    en: &mut Energy,
     theta: &[f64],
     d: usize,
     h: usize,
     span: Span,
 ) -> Result<Dense, Diagnostic> {
+    // With the energy natural gradient, each point's rows are weighted by ∂²L at (u, ∇u).
+    let curv = match en.curvature.as_ref() {
+        Some(c) => {
+            let v = run(&en.model, &en.values, theta, span)?;
+            en.model
+                .set_param("nn_PU", &v[0])
+                .map_err(|e| Diagnostic::error(Code::Unsupported, e))?;
+            en.model
+                .set_param("nn_PG", &v[1])
+                .map_err(|e| Diagnostic::error(Code::Unsupported, e))?;
+            Some(run(&en.model, c, theta, span)?)
+        }
+        None => None,
+    };
     let f = en
         .jac
         .as_ref()
@@ -590,7 +627,34 @@ fn h1_metric(
             }
         }
     }
-    let g = a.transpose() * &a;
+    let g = match &curv {
+        None => a.transpose() * &a,
+        Some(c) => {
+            // B = C A point by point (C the (d+1)×(d+1) block of ∂²L), G = AᵀB.
+            let mut bm = faer::Mat::<f64>::zeros(rows, p);
+            for si in 0..s {
+                let cc = |r: usize, t: usize| -> f64 {
+                    match (r, t) {
+                        (0, 0) => c[0][si],
+                        (0, k) | (k, 0) => c[1][si * d + k - 1],
+                        (j, k) => c[2][(j - 1) * s * d + si * d + k - 1],
+                    }
+                };
+                for r in 0..=d {
+                    for col in 0..p {
+                        let mut v = 0.0;
+                        for t in 0..=d {
+                            v += cc(r, t) * a[(si * (d + 1) + t, col)];
+                        }
+                        bm[(si * (d + 1) + r, col)] = v;
+                    }
+                }
+            }
+            let g = a.transpose() * &bm;
+            // Symmetric in exact arithmetic; average away rounding.
+            faer::Mat::from_fn(p, p, |i, j| 0.5 * (g[(i, j)] + g[(j, i)]))
+        }
+    };
     let mut out = Dense::zeros(p, p);
     for x in 0..p {
         for y in 0..p {
