@@ -35,81 +35,58 @@ fn source(problem: usize, d: usize, using: &str) -> String {
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     // (problem, d, barron options)
-    let mut rows: Vec<(usize, usize, &str)> = vec![
-        (
-            0,
-            1,
-            "width = 16, samples = 64, steps = 100, method = natural_gradient",
-        ),
-        (
-            0,
-            1,
-            "width = 16, samples = 64, steps = 3000, method = adam, lr = 0.01",
-        ),
-        (0, 2, "width = 32, samples = 1024, steps = 200"),
-        (
-            0,
-            2,
-            "width = 32, samples = 1024, steps = 3000, method = adam, lr = 0.01",
-        ),
-        (1, 1, "width = 16, samples = 64, steps = 200"),
-        (
-            1,
-            2,
-            "width = 32, samples = 1024, steps = 300, method = natural_gradient",
-        ),
-        (2, 1, "width = 16, samples = 64, steps = 200"),
-        (
-            2,
-            2,
-            "width = 32, samples = 1024, steps = 300, method = natural_gradient",
-        ),
-    ];
+    let ng = "natural_gradient";
+    let eng = "energy_natural_gradient";
+    let mut rows: Vec<(usize, usize, String)> = Vec::new();
+    for p in 0..3 {
+        for m in [ng, eng] {
+            rows.push((
+                p,
+                1,
+                format!("width = 16, samples = 64, steps = 200, method = {m}"),
+            ));
+            rows.push((
+                p,
+                2,
+                format!("width = 32, samples = 1024, steps = 200, method = {m}"),
+            ));
+        }
+    }
+    rows.push((
+        0,
+        1,
+        "width = 16, samples = 64, steps = 3000, method = adam".into(),
+    ));
+    rows.push((
+        0,
+        2,
+        "width = 32, samples = 1024, steps = 3000, method = adam".into(),
+    ));
     if !quick {
-        rows.extend([
-            (
-                0,
-                5,
-                "width = 64, samples = 4096, steps = 60, method = natural_gradient",
-            ),
-            (
-                0,
-                5,
-                "width = 64, samples = 2048, steps = 3000, method = adam, lr = 0.005",
-            ),
-            (
-                1,
-                5,
-                "width = 64, samples = 2048, steps = 3000, method = adam, lr = 0.005",
-            ),
-            (
-                0,
-                10,
-                "width = 64, samples = 2048, steps = 3000, method = adam, lr = 0.005",
-            ),
-            (
-                1,
-                10,
-                "width = 64, samples = 2048, steps = 3000, method = adam, lr = 0.005",
-            ),
-            (
-                0,
-                20,
-                "width = 64, samples = 2048, steps = 2000, method = adam, lr = 0.005",
-            ),
-            (
-                0,
-                100,
-                "width = 32, samples = 1024, steps = 300, method = adam, lr = 0.005",
-            ),
-        ]);
+        let adam =
+            |steps: usize| format!("samples = 2048, steps = {steps}, method = adam, lr = 0.005");
+        rows.push((
+            0,
+            5,
+            format!("width = 64, samples = 4096, steps = 60, method = {eng}"),
+        ));
+        rows.push((0, 5, format!("width = 64, {}", adam(1000))));
+        rows.push((1, 5, format!("width = 64, {}", adam(1000))));
+        rows.push((0, 10, format!("width = 64, {}", adam(1000))));
+        rows.push((1, 10, format!("width = 64, {}", adam(1000))));
+        rows.push((0, 20, format!("width = 64, {}", adam(500))));
+        rows.push((
+            0,
+            100,
+            "width = 32, samples = 1024, steps = 100, method = adam, lr = 0.005".into(),
+        ));
     }
     println!(
         "| problem | d | method | width | points | steps | relative L² | relative H¹ | seconds |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (p, d, using) in rows {
-        let src = source(p, d, using);
+        let src = source(p, d, &using);
         let mut model = match Model::compile(&src, &CompileOptions::default()) {
             Ok(m) => m,
             Err(e) => {
