@@ -198,3 +198,23 @@ fn tune_moves_the_params_and_the_point() {
     assert!(close(*xs.last().expect("x"), 3.0), "{out}");
     assert!(close(value(&out, "d(x)/d(a)"), 1.0 / 1.5), "{out}");
 }
+
+#[test]
+fn a_pde_block_trains_in_the_session() {
+    // −u'' + u = (π² + 1) cos(πx), Neumann: u = cos(πx).
+    let out = session(
+        "pde s {\n  domain cube(1)\n  lagrangian L(x, u, p) = 0.5*dot(p, p) + 0.5*u^2\n\
+         source f(x) = (pi^2 + 1)*cos(pi*x[1])\n  exact u(x) = cos(pi*x[1])\n}\n\
+         solve s using barron(width = 8, samples = 32, steps = 60)\n",
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("relative L² error"))
+        .unwrap_or_else(|| panic!("no error line in:\n{out}"));
+    let l2: f64 = line["relative L² error ".len()..]
+        .split(',')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a number");
+    assert!(l2 < 1e-3, "{out}");
+}

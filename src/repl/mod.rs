@@ -194,14 +194,17 @@ impl Session {
                 self.declare(text, out);
             }
             "solve" => {
-                let spec =
-                    self.scratch(text, out)
-                        .and_then(|m| match m.checked().requests.last() {
-                            Some(Request::Solve { method, .. }) => Some(method.clone()),
-                            _ => None,
-                        });
-                if let Some(spec) = spec {
-                    self.solve(spec.as_ref(), out);
+                let Some(m) = self.scratch(text, out) else {
+                    return Flow::Continue;
+                };
+                match m.checked().requests.last().cloned() {
+                    Some(Request::Solve {
+                        target: Some(name),
+                        method,
+                        span,
+                    }) => self.train(&m, &name, method.as_ref(), span, out),
+                    Some(Request::Solve { method, .. }) => self.solve(method.as_ref(), out),
+                    _ => {}
                 }
             }
             "derive" => self.derive(text, out),
@@ -439,6 +442,37 @@ impl Session {
                 self.solved = false;
             }
             Err(d) => self.fail(&d, Some(&m), out),
+        }
+    }
+
+    /// Trains a network for a pde block of the session and prints the outcome.
+    fn train(
+        &self,
+        m: &Model,
+        name: &str,
+        spec: Option<&crate::check::model::MethodSpec>,
+        span: Span,
+        out: &mut dyn Write,
+    ) {
+        match crate::pde::train(m, name, spec, span, false) {
+            Ok((r, warning)) => {
+                if let Some(w) = warning {
+                    self.fail(&w, Some(m), out);
+                }
+                let _ = writeln!(
+                    out,
+                    "pde {} (d = {}): {}, {} steps, energy {}",
+                    r.name,
+                    r.dim,
+                    r.method,
+                    r.steps,
+                    crate::report::fmt_num(r.energy)
+                );
+                if let (Some(l2), Some(h1)) = (r.rel_l2, r.rel_h1) {
+                    let _ = writeln!(out, "relative L² error {l2:.3e}, H¹ error {h1:.3e}");
+                }
+            }
+            Err(d) => self.fail(&d, Some(m), out),
         }
     }
 
