@@ -78,7 +78,7 @@ fn main() {
         rows.push((
             0,
             100,
-            "width = 32, samples = 1024, steps = 100, method = adam, lr = 0.005".into(),
+            "width = 32, samples = 1024, steps = 100, method = adam, lr = 0.03".into(),
         ));
     }
     println!(

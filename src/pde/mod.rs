@@ -39,5 +39,5 @@ pub fn energy_program(
         Diagnostic::error(Code::BadArgument, format!("no activation `{activation}`"))
     })?;
     let src = source::pde_source(model, &p)?;
-    Ok(source::energy_program(&src, samples, width, act))
+    Ok(source::energy_program(&src, samples, width, act, true))
 }

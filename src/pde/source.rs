@@ -212,7 +212,13 @@ fn integrand(src: &PdeSource, u: &str, p: &str) -> String {
 
 /// The energy program: `minimize nn_E`, with the exact solution's values and gradients and
 /// its energy as lets when `exact` is given.
-pub fn energy_program(src: &PdeSource, samples: usize, width: usize, act: Activation) -> String {
+pub fn energy_program(
+    src: &PdeSource,
+    samples: usize,
+    width: usize,
+    act: Activation,
+    second_order: bool,
+) -> String {
     let d = src.dim;
     let mut s = src.prefix.clone();
     s += &network(src, samples, width, act);
@@ -222,6 +228,11 @@ pub fn energy_program(src: &PdeSource, samples: usize, width: usize, act: Activa
         let _ = writeln!(s, "let nn_EG = grad(sum(s in 1..nn_S) {e}({x}), nn_X)");
         let i = integrand(src, "nn_EX[s]", &format!("[nn_EG[s, k] for k in 1..{d}]"));
         let _ = writeln!(s, "let nn_Estar = sum(s in 1..nn_S) nn_q[s]*({i})");
+    }
+    let i = integrand(src, "nn_U[s]", &format!("[nn_G[s, k] for k in 1..{d}]"));
+    let objective = format!("minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i})\n");
+    if !second_order {
+        return s + &objective;
     }
     // The Jacobians of the network's values and input gradients in its weights, for the H¹
     // metric of the natural gradient.
@@ -249,9 +260,7 @@ pub fn energy_program(src: &PdeSource, samples: usize, width: usize, act: Activa
         s,
         "let nn_Cpp = [grad(sum(s in 1..nn_S) nn_Lp[s, j], nn_PG) for j in 1..{d}]"
     );
-    let i = integrand(src, "nn_U[s]", &format!("[nn_G[s, k] for k in 1..{d}]"));
-    let _ = writeln!(s, "minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i})");
-    s
+    s + &objective
 }
 
 /// Checks ∂²L/∂p² for positive semidefiniteness at sampled points of the domain (u and p
@@ -435,12 +444,16 @@ pub fn euler_lagrange(model: &Model, name: &str) -> Result<String, Diagnostic> {
 }
 
 fn internal(e: &crate::CompileError, span: crate::diag::Span) -> Diagnostic {
-    let first = e
-        .diagnostics
-        .iter()
-        .find(|d| d.is_error())
-        .map(|d| d.message.clone())
-        .unwrap_or_default();
+    let first = e.diagnostics.iter().find(|d| d.is_error());
+    if let Some(d) = first.filter(|d| d.code == Code::LimitExceeded) {
+        return Diagnostic::error(
+            Code::LimitExceeded,
+            format!("the network for this pde block is too large: {}", d.message),
+        )
+        .at(span, "this pde block")
+        .help("use fewer samples or a smaller width (the natural gradients also store Jacobians of S·d²·H entries; adam does not)");
+    }
+    let first = first.map(|d| d.message.clone()).unwrap_or_default();
     Diagnostic::error(
         Code::Unsupported,
         format!("the pde block could not be compiled for the network: {first}"),

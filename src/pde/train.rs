@@ -294,7 +294,7 @@ pub fn train(
 
     let mut a = compile(
         model,
-        &source::energy_program(&src, s, o.width, o.activation),
+        &source::energy_program(&src, s, o.width, o.activation, o.method != Method::Adam),
         span,
     )?;
     let mut outs = vec![let_expr(&mut a, "nn_U")?, let_expr(&mut a, "nn_G")?];
@@ -352,7 +352,7 @@ pub fn train(
     for i in 0..h {
         let mut dot = 0.0;
         for k in 0..d {
-            let v = 2.0 * rng.normal() / (src.hi[k] - src.lo[k]);
+            let v = 2.0 * rng.normal() / ((src.hi[k] - src.lo[k]) * (d as f64).sqrt());
             w[i * d + k] = v;
             let x0 = src.lo[k] + (src.hi[k] - src.lo[k]) * rng.unit();
             dot += v * x0;
