@@ -64,7 +64,7 @@ fn main() {
     ));
     if !quick {
         let adam =
-            |steps: usize| format!("samples = 2048, steps = {steps}, method = adam, lr = 0.005");
+            |steps: usize| format!("samples = 2048, steps = {steps}, method = adam, lr = 0.03");
         rows.push((
             0,
             5,
