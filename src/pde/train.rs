@@ -55,7 +55,6 @@ pub struct Options {
 }
 
 const OPTIONS: [&str; 10] = [
-    "max_time",
     "width",
     "activation",
     "method",
@@ -65,6 +64,7 @@ const OPTIONS: [&str; 10] = [
     "seed",
     "damping",
     "warmup",
+    "max_time",
 ];
 
 fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
