@@ -50,9 +50,40 @@ struct Scheduler<'g> {
     temps: HashMap<NodeId, Temp>,
     n_locals: u32,
     has_reduce: HashMap<NodeId, bool>,
+    /// Costly nodes (a reduction, or a call to a transcendental function) that several
+    /// top-level loop nests use: computed once into a temporary, not once per nest.
+    shared: std::collections::HashSet<NodeId>,
     loads_cache: HashMap<NodeId, Vec<NodeId>>,
     provable_cache: HashMap<(NodeId, usize), bool>,
 }
+
+/// Unary operations that are library calls (an order of magnitude above an add).
+fn costly_unary(n: &Node) -> bool {
+    use crate::ops::UnOp as U;
+    matches!(
+        n,
+        Node::Unary(
+            U::Exp
+                | U::Log
+                | U::Log1p
+                | U::Expm1
+                | U::Sqrt
+                | U::Sin
+                | U::Cos
+                | U::Tan
+                | U::Asin
+                | U::Acos
+                | U::Atan
+                | U::Sinh
+                | U::Cosh
+                | U::Tanh,
+            _
+        )
+    )
+}
+
+/// Largest temporary for a node shared between loop nests (entries).
+const MAX_SHARED_TEMP: usize = 1 << 22;
 
 /// Schedules the outputs into one kernel.
 pub fn schedule(g: &Graph, outputs: &[Output], name: &str) -> Result<Kernel, String> {
@@ -79,6 +110,7 @@ pub fn schedule_with(
         temps: HashMap::new(),
         n_locals: 0,
         has_reduce: HashMap::new(),
+        shared: Default::default(),
         loads_cache: HashMap::new(),
         provable_cache: HashMap::new(),
     };
@@ -87,6 +119,28 @@ pub fn schedule_with(
     for n in g.reachable(&roots) {
         let r = matches!(g.node(n), Node::Reduce(..)) || g.children(n).any(|c| s.has_reduce[&c]);
         s.has_reduce.insert(n, r);
+    }
+    // Nodes reached from more than one root run in more than one loop nest.
+    if roots.len() > 1 {
+        let mut seen: HashMap<NodeId, usize> = HashMap::new();
+        let mut distinct = roots.clone();
+        distinct.sort();
+        distinct.dedup();
+        for &r in &distinct {
+            for n in g.reachable(&[r]) {
+                *seen.entry(n).or_default() += 1;
+            }
+        }
+        s.shared = seen
+            .into_iter()
+            .filter(|&(n, k)| {
+                let node = g.node(n);
+                k > 1
+                    && (matches!(node, Node::Reduce(..)) || costly_unary(node))
+                    && !g.free_vars(n).is_empty()
+            })
+            .map(|(n, _)| n)
+            .collect();
     }
     for (k, out) in outputs.iter().enumerate() {
         let len: usize = out.expr.shape.iter().product();
@@ -321,10 +375,9 @@ impl Scheduler<'_> {
         let recomputed = chain[1..=lf]
             .iter()
             .any(|&f| self.frames[f].var.is_some_and(|v| !ctx.contains(&v)));
-        if recomputed
-            && self.has_reduce.get(&n).copied().unwrap_or(false)
-            && self.loads_safe(n, &chain[..1])
-        {
+        let worth = (recomputed && self.has_reduce.get(&n).copied().unwrap_or(false))
+            || (self.shared.contains(&n) && self.temp_len(&ctx) <= MAX_SHARED_TEMP);
+        if worth && self.loads_safe(n, &chain[..1]) {
             let (buf, offset) = self.materialize(n, &ctx)?;
             let dst = self.local();
             let target = chain[lf];
@@ -481,6 +534,25 @@ impl Scheduler<'_> {
 
     /// Computes `n` into a temporary over its context variables (once, at the top of the
     /// kernel) and returns the buffer and the offset to read at the current loop variables.
+    /// Entries of a temporary over the variables `ctx` (their full ranges).
+    fn temp_len(&self, ctx: &BTreeSet<IndexVar>) -> usize {
+        let mut dom = Domain::new();
+        let vars = self.topo(ctx);
+        for &v in &vars {
+            let info = self.g.var(v);
+            dom.push(v, info.lo.clone(), info.hi.clone());
+        }
+        dom.tighten();
+        vars.iter()
+            .map(|&v| {
+                match (dom.min(&Affine::sym(v)), dom.max(&Affine::sym(v))) {
+                    (Some(lo), Some(hi)) => (hi - lo + 1).max(0) as usize,
+                    _ => usize::MAX,
+                }
+            })
+            .fold(1usize, |a, b| a.saturating_mul(b))
+    }
+
     fn materialize(
         &mut self,
         n: NodeId,
