@@ -50,8 +50,9 @@ struct Scheduler<'g> {
     temps: HashMap<NodeId, Temp>,
     n_locals: u32,
     has_reduce: HashMap<NodeId, bool>,
-    /// Costly nodes (a reduction, or a call to a transcendental function) that several
-    /// top-level loop nests use: computed once into a temporary, not once per nest.
+    /// Calls to transcendental functions that several top-level loop nests use: computed
+    /// once into a temporary, not once per nest. (Shared reductions are not: recomputing a
+    /// short sum such as a pair distance is cheaper than the memory traffic of a temporary.)
     shared: std::collections::HashSet<NodeId>,
     loads_cache: HashMap<NodeId, Vec<NodeId>>,
     provable_cache: HashMap<(NodeId, usize), bool>,
@@ -135,9 +136,7 @@ pub fn schedule_with(
             .into_iter()
             .filter(|&(n, k)| {
                 let node = g.node(n);
-                k > 1
-                    && (matches!(node, Node::Reduce(..)) || costly_unary(node))
-                    && !g.free_vars(n).is_empty()
+                k > 1 && costly_unary(node) && !g.free_vars(n).is_empty()
             })
             .map(|(n, _)| n)
             .collect();
@@ -544,12 +543,12 @@ impl Scheduler<'_> {
         }
         dom.tighten();
         vars.iter()
-            .map(|&v| {
-                match (dom.min(&Affine::sym(v)), dom.max(&Affine::sym(v))) {
+            .map(
+                |&v| match (dom.min(&Affine::sym(v)), dom.max(&Affine::sym(v))) {
                     (Some(lo), Some(hi)) => (hi - lo + 1).max(0) as usize,
                     _ => usize::MAX,
-                }
-            })
+                },
+            )
             .fold(1usize, |a, b| a.saturating_mul(b))
     }
 
