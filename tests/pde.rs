@@ -210,3 +210,36 @@ fn the_energy_natural_gradient_solves_nonlinear_problems() {
     let l2 = r.rel_l2.expect("exact");
     assert!(l2 <= 1e-4, "quasilinear: relative L² error {l2}");
 }
+
+#[test]
+fn random_features_and_the_implicit_derivative_of_the_energy() {
+    // P1 with the solution scaled by α: E*(α) = −α²(π² + 1)/4, so dE*/dα = −α(π² + 1)/2. The
+    // outer weights solve a quadratic problem by Newton; dE/dα comes from the implicit
+    // function theorem, and must match central differences of re-solved problems (the same
+    // seed gives the same inner weights) to rounding, and the closed form to the network's
+    // accuracy.
+    let src = |alpha: f64| {
+        format!(
+            "param alpha = {alpha}\ndim d = 1\npde p {{\n  domain cube(d)\n\
+             lagrangian L(x, u, p) = 0.5*dot(p, p) + 0.5*u^2\n\
+             exact us(x) = alpha*cos(pi*x[1])\n  source f(x) = (pi^2 + 1)*us(x)\n}}\n\
+             solve p using barron(width = 32, samples = 128, method = random_features)\n"
+        )
+    };
+    let r = train(&src(1.0));
+    assert_eq!(r.method, "random_features");
+    assert!(r.rel_l2.expect("exact") < 1e-3);
+    let (name, de) = r.sensitivities.first().cloned().expect("dE/dalpha");
+    assert_eq!(name, "alpha");
+    let h = 1e-4;
+    let fd = (train(&src(1.0 + h)).energy - train(&src(1.0 - h)).energy) / (2.0 * h);
+    assert!(
+        (de - fd).abs() < 1e-6 * fd.abs(),
+        "implicit {de}, finite differences {fd}"
+    );
+    let closed = -(PI * PI + 1.0) / 2.0;
+    assert!(
+        (de - closed).abs() < 1e-3 * closed.abs(),
+        "{de} vs {closed}"
+    );
+}

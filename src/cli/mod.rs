@@ -442,6 +442,13 @@ fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value 
             o.insert("rel_h1".into(), crate::report::num(e));
         }
         o.insert("time_s".into(), crate::report::num(p.time_s));
+        if !p.sensitivities.is_empty() {
+            let mut m = Map::new();
+            for (name, v) in &p.sensitivities {
+                m.insert(name.clone(), crate::report::num(*v));
+            }
+            o.insert("sensitivities".into(), Value::Object(m));
+        }
         o.insert(
             "history".into(),
             Value::Array(
@@ -596,6 +603,9 @@ fn print_report(r: &RunReport) {
         }
         if let (Some(l2), Some(h1)) = (p.rel_l2, p.rel_h1) {
             let _ = writeln!(out, "  relative L² error {l2:.3e}, H¹ error {h1:.3e}");
+        }
+        for (name, v) in &p.sensitivities {
+            let _ = writeln!(out, "  dE/d({name}) = {}", crate::report::fmt_num(*v));
         }
     }
     if let Some(t) = &r.tune {

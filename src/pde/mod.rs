@@ -39,5 +39,11 @@ pub fn energy_program(
         Diagnostic::error(Code::BadArgument, format!("no activation `{activation}`"))
     })?;
     let src = source::pde_source(model, &p)?;
-    Ok(source::energy_program(&src, samples, width, act, true))
+    Ok(source::energy_program(
+        &src,
+        samples,
+        width,
+        act,
+        source::Extras::SecondOrder,
+    ))
 }

@@ -160,8 +160,15 @@ fn row(d: usize) -> String {
 }
 
 /// The network and its input gradient at the samples `nn_X`.
-fn network(src: &PdeSource, samples: usize, width: usize, act: Activation) -> String {
+fn network(
+    src: &PdeSource,
+    samples: usize,
+    width: usize,
+    act: Activation,
+    fixed_inner: bool,
+) -> String {
     let d = src.dim;
+    let inner = if fixed_inner { "param" } else { "var" };
     let (sig, dsig) = act.forms("nn_Z[s, i]");
     let (u, g) = if src.dirichlet {
         ("nn_N", "nn_GN")
@@ -172,8 +179,8 @@ fn network(src: &PdeSource, samples: usize, width: usize, act: Activation) -> St
         "dim nn_S = {samples}, nn_H = {width}\n\
          param nn_X: real[nn_S, {d}] = 0\n\
          param nn_q: real[nn_S] = 0\n\
-         var nn_W: real[nn_H, {d}]\n\
-         var nn_b: real[nn_H]\n\
+         {inner} nn_W: real[nn_H, {d}] = 0\n\
+         {inner} nn_b: real[nn_H] = 0\n\
          var nn_a: real[nn_H]\n\
          var nn_c\n\
          let nn_Z = [sum(k in 1..{d}) nn_W[i, k]*nn_X[s, k] + nn_b[i] for s in 1..nn_S, i in 1..nn_H]\n\
@@ -212,16 +219,28 @@ fn integrand(src: &PdeSource, u: &str, p: &str) -> String {
 
 /// The energy program: `minimize nn_E`, with the exact solution's values and gradients and
 /// its energy as lets when `exact` is given.
+/// What the generated energy program carries besides the energy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extras {
+    /// Nothing (Adam).
+    None,
+    /// Jacobians and ∂²L for the natural gradients.
+    SecondOrder,
+    /// Inner weights as params: the energy is a function of (a, c) alone (random features).
+    FixedInner,
+}
+
 pub fn energy_program(
     src: &PdeSource,
     samples: usize,
     width: usize,
     act: Activation,
-    second_order: bool,
+    extras: Extras,
 ) -> String {
+    let second_order = extras == Extras::SecondOrder;
     let d = src.dim;
     let mut s = src.prefix.clone();
-    s += &network(src, samples, width, act);
+    s += &network(src, samples, width, act, extras == Extras::FixedInner);
     if let Some(e) = &src.exact {
         let x = row(d);
         let _ = writeln!(s, "let nn_EX = [{e}({x}) for s in 1..nn_S]");
@@ -230,7 +249,19 @@ pub fn energy_program(
         let _ = writeln!(s, "let nn_Estar = sum(s in 1..nn_S) nn_q[s]*({i})");
     }
     let i = integrand(src, "nn_U[s]", &format!("[nn_G[s, k] for k in 1..{d}]"));
-    let objective = format!("minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i})\n");
+    // Random features are nearly collinear: a small ridge term keeps the outer problem
+    // well-posed (its weight is reported with the result).
+    let ridge = if extras == Extras::FixedInner {
+        "param nn_ridge = 1e-6\n"
+    } else {
+        ""
+    };
+    let penalty = if extras == Extras::FixedInner {
+        " + 0.5*nn_ridge*dot(nn_a, nn_a)"
+    } else {
+        ""
+    };
+    let objective = format!("{ridge}minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i}){penalty}\n");
     if !second_order {
         return s + &objective;
     }

@@ -20,6 +20,9 @@ pub enum Method {
     EnergyNaturalGradient,
     /// Adam warm-up, then the energy natural gradient.
     Auto,
+    /// Inner weights fixed at their random start; Newton on the outer weights (a convex
+    /// problem for a convex Lagrangian), then implicit derivatives of E in the params.
+    RandomFeatures,
 }
 
 impl Method {
@@ -29,6 +32,7 @@ impl Method {
             Method::NaturalGradient => "natural_gradient",
             Method::EnergyNaturalGradient => "energy_natural_gradient",
             Method::Auto => "adam+energy_natural_gradient",
+            Method::RandomFeatures => "random_features",
         }
     }
 }
@@ -131,12 +135,11 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
                         Method::EnergyNaturalGradient
                     }
                     OptValue::Name(s) if s == "auto" => Method::Auto,
-                    _ => {
-                        return Err(bad(
-                            "adam, natural_gradient, energy_natural_gradient or auto",
-                            "natural_gradient",
-                        ))
-                    }
+                    OptValue::Name(s) if s == "random_features" => Method::RandomFeatures,
+                    _ => return Err(bad(
+                        "adam, natural_gradient, energy_natural_gradient, random_features or auto",
+                        "natural_gradient",
+                    )),
                 }
             }
             _ => {
@@ -187,6 +190,9 @@ pub struct PdeReport {
     pub time_s: f64,
     /// (step, energy, relative L² error when known).
     pub history: Vec<(usize, f64, Option<f64>)>,
+    /// dE/dα for each scalar param α of the file, by implicit differentiation of the
+    /// trained outer weights (random features only).
+    pub sensitivities: Vec<(String, f64)>,
 }
 
 /// The compiled energy, with compiled values of the network (and of the exact solution)
@@ -294,7 +300,17 @@ pub fn train(
 
     let mut a = compile(
         model,
-        &source::energy_program(&src, s, o.width, o.activation, o.method != Method::Adam),
+        &source::energy_program(
+            &src,
+            s,
+            o.width,
+            o.activation,
+            match o.method {
+                Method::Adam => source::Extras::None,
+                Method::RandomFeatures => source::Extras::FixedInner,
+                _ => source::Extras::SecondOrder,
+            },
+        ),
         span,
     )?;
     let mut outs = vec![let_expr(&mut a, "nn_U")?, let_expr(&mut a, "nn_G")?];
@@ -310,7 +326,7 @@ pub fn train(
         }
         None => None,
     };
-    let jac = if o.method != Method::Adam {
+    let jac = if !matches!(o.method, Method::Adam | Method::RandomFeatures) {
         let mut js = Vec::new();
         for out in ["U", "G"] {
             for v in ["W", "b", "a", "c"] {
@@ -360,8 +376,12 @@ pub fn train(
         b[i] = -dot;
         aa[i] = 0.1 * rng.normal() / (h as f64).sqrt();
     }
+    let mut sensitivities = Vec::new();
     let mut theta: Vec<f64> = w.iter().chain(&b).chain(&aa).copied().collect();
     theta.push(0.0);
+    if o.method == Method::RandomFeatures {
+        theta = random_features(&mut energy, model, &w, &b, &aa, span, &mut sensitivities)?;
+    }
     let p = theta.len();
 
     let value = |m: &Model, z: &[f64], grad: Option<&mut [f64]>| -> Result<f64, Diagnostic> {
@@ -397,7 +417,17 @@ pub fn train(
     let mut adam_t = 0;
     let mut stalled = 0;
     let mut timed_out = false;
-    for step in 0..o.steps {
+    let training_steps = if o.method == Method::RandomFeatures {
+        let err = match src.exact {
+            Some(_) => Some(errors(&mut energy, &theta, &src, &mut rng, s, span)?.0),
+            None => None,
+        };
+        history.push((0, e, err));
+        0
+    } else {
+        o.steps
+    };
+    for step in 0..training_steps {
         if o.max_time > 0.0 && start.elapsed().as_secs_f64() > o.max_time {
             timed_out = true;
             break;
@@ -535,6 +565,7 @@ pub fn train(
         rel_h1,
         time_s,
         history,
+        sensitivities,
     };
     let warning = match (warning, timed_out) {
         (w, false) => w,
@@ -551,6 +582,59 @@ pub fn train(
         ),
     };
     Ok((report, warning))
+}
+
+/// Random features: sets the inner weights, solves for the outer ones by Newton (the file's
+/// model machinery), and differentiates E in every scalar param of the file by the implicit
+/// function theorem. Returns the solution z = (a, c).
+fn random_features(
+    en: &mut Energy,
+    file: &Model,
+    w: &[f64],
+    b: &[f64],
+    a: &[f64],
+    span: Span,
+    sens: &mut Vec<(String, f64)>,
+) -> Result<Vec<f64>, Diagnostic> {
+    let m = &mut en.model;
+    let internal = |e: String| Diagnostic::error(Code::Unsupported, e).at(span, "here");
+    m.set_param("nn_W", w).map_err(internal)?;
+    m.set_param("nn_b", b).map_err(internal)?;
+    m.set_var("nn_a", a).map_err(internal)?;
+    // Random features are nearly collinear: the Hessian in (a, c) is ill-conditioned, and
+    // one Newton step (exact for a quadratic energy) leaves a residual of κ·ε. A tolerance
+    // of 1e-7 accepts that; the implicit derivatives check the conditioning themselves.
+    let newton = MethodSpec {
+        name: "newton".into(),
+        options: vec![
+            ("tol".into(), OptValue::Number(1e-7), span),
+            ("max_iter".into(), OptValue::Number(50.0), span),
+        ],
+        span,
+    };
+    let r = m.solve(Some(&newton), span, None)?;
+    if !r.converged {
+        return Err(crate::solve::failure_diagnostic(&r, span));
+    }
+    let objective = m
+        .checked()
+        .objective
+        .as_ref()
+        .map(|o| o.expr.clone())
+        .ok_or_else(|| internal("no energy".into()))?;
+    for p in &file.checked().params {
+        if !p.shape.is_empty() {
+            continue;
+        }
+        if let Some(id) = m.checked().param_by_name(&p.name) {
+            let d = m.derive(&objective, "E", id, 1, None, span)?;
+            sens.push((p.name.clone(), d.value[0]));
+        }
+    }
+    let (Some(sys), Some(fns)) = (m.system(), m.fns()) else {
+        return Err(internal("network not compiled".into()));
+    };
+    Ok(fns.pack(sys, m.state()))
 }
 
 /// Runs compiled values at θ.
