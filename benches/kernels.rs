@@ -11,15 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Deterministic pseudo-random numbers in [-1, 1].
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 fn data_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("optc-bench-{}", std::process::id()));

@@ -479,10 +479,7 @@ impl Model {
             .at(span, "here"));
         };
         let mut opts = solve::options(spec, sys)?;
-        let cap = self.options.limits.max_solve_seconds;
-        if cap > 0.0 && (opts.max_time == 0.0 || opts.max_time > cap) {
-            opts.max_time = cap;
-        }
+        opts.max_time = self.options.limits.cap_seconds(opts.max_time);
         let z0 = fns.pack(sys, &self.state);
         if !self.structure_checked && opts.gauge == solve::Gauge::None {
             let p = solve::Problem {

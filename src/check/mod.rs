@@ -35,6 +35,18 @@ pub struct Limits {
     pub max_solve_seconds: f64,
 }
 
+impl Limits {
+    /// A time limit (seconds, 0 for none) bounded by `max_solve_seconds`.
+    pub fn cap_seconds(&self, max_time: f64) -> f64 {
+        let cap = self.max_solve_seconds;
+        if cap > 0.0 && (max_time == 0.0 || max_time > cap) {
+            cap
+        } else {
+            max_time
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -219,6 +219,20 @@ impl Diagnostic {
         self
     }
 
+    /// Sets the help line to "did you mean `x`?" for the closest candidate to `name`, or to
+    /// `otherwise` when none is close.
+    pub fn suggest<'a>(
+        self,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+        otherwise: impl Into<String>,
+    ) -> Diagnostic {
+        match did_you_mean(name, candidates) {
+            Some(s) => self.help(format!("did you mean `{s}`?")),
+            None => self.help(otherwise),
+        }
+    }
+
     /// Adds a note.
     pub fn note(mut self, note: impl Into<String>) -> Diagnostic {
         self.notes.push(note.into());

@@ -310,11 +310,7 @@ pub fn convexity_warning(
         "param el_x: real[{d}] = 0.5\nparam el_u = 0\nparam el_p: real[{d}] = 0\n\
          let el_Lpp = hess({call}, el_p)"
     );
-    let opts = crate::CompileOptions {
-        base_dir: model.options().base_dir.clone(),
-        ..crate::CompileOptions::default()
-    };
-    let mut m = Model::compile(&text, &opts).map_err(|e| internal(&e, pde.span))?;
+    let mut m = compile(model, &text, pde.span)?;
     let lpp = m
         .checked()
         .lets
@@ -411,11 +407,7 @@ pub fn euler_lagrange(model: &Model, name: &str) -> Result<String, Diagnostic> {
          let el_Lup = grad(grad({call}, el_u), el_p)\n\
          let el_Lpp = hess({call}, el_p)"
     );
-    let opts = crate::CompileOptions {
-        base_dir: model.options().base_dir.clone(),
-        ..crate::CompileOptions::default()
-    };
-    let mut m = Model::compile(&text, &opts).map_err(|e| internal(&e, pde.span))?;
+    let mut m = compile(model, &text, pde.span)?;
     let lets = m.checked().lets.clone();
     let mut forms = Vec::new();
     for l in lets.iter().filter(|l| l.name.starts_with("el_")) {
@@ -493,6 +485,16 @@ fn internal(e: &crate::CompileError, span: crate::diag::Span) -> Diagnostic {
     .help("the pde functions may use dims, params, fns and lets of the file, but not its vars")
 }
 
-pub(crate) fn compile_error(e: &crate::CompileError, span: crate::diag::Span) -> Diagnostic {
-    internal(e, span)
+/// Compiles a generated program with the file's options (its folder for `load`, its
+/// `--dim`/`--set` overrides, limits and back end).
+pub(crate) fn compile(
+    model: &Model,
+    text: &str,
+    span: crate::diag::Span,
+) -> Result<Model, Diagnostic> {
+    let opts = crate::CompileOptions {
+        file_name: Some("<pde network>".into()),
+        ..model.options().clone()
+    };
+    Model::compile(text, &opts).map_err(|e| internal(&e, span))
 }

@@ -143,16 +143,9 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
                 }
             }
             _ => {
-                let mut d = Diagnostic::error(
-                    Code::UnknownMethod,
-                    format!("`barron` has no option `{name}`"),
-                )
-                .at(*span, "unknown option");
-                d = match crate::diag::did_you_mean(name, OPTIONS.iter().copied()) {
-                    Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None => d.help(format!("its options are: {}", OPTIONS.join(", "))),
-                };
-                return Err(d);
+                return Err(crate::solve::unknown_option(
+                    "barron", name, *span, &OPTIONS,
+                ))
             }
         }
     }
@@ -220,18 +213,17 @@ fn let_expr(m: &mut Model, name: &str) -> Result<TensorExpr, Diagnostic> {
     m.lower(&t)
 }
 
-fn compile(model: &Model, text: &str, span: Span) -> Result<Model, Diagnostic> {
-    let opts = crate::CompileOptions {
-        base_dir: model.options().base_dir.clone(),
-        dims: model.options().dims.clone(),
-        params: model.options().params.clone(),
-        limits: model.options().limits,
-        backend: model.options().backend,
-        file_name: Some("<pde network>".into()),
-    };
-    let mut m = Model::compile(text, &opts).map_err(|e| source::compile_error(&e, span))?;
-    m.system_fns()?;
-    Ok(m)
+/// Sets a param of a generated program (its shape is the program's own: a failure is an
+/// internal error).
+fn set(m: &mut Model, name: &str, v: &[f64], span: Span) -> Result<(), Diagnostic> {
+    m.set_param(name, v)
+        .map_err(|e| Diagnostic::error(Code::Unsupported, e).at(span, "here"))
+}
+
+/// Sets the integration points and weights.
+fn set_rule(m: &mut Model, pts: &[f64], wts: &[f64], span: Span) -> Result<(), Diagnostic> {
+    set(m, "nn_X", pts, span)?;
+    set(m, "nn_q", wts, span)
 }
 
 fn fault(what: &str, m: String, span: Span) -> Diagnostic {
@@ -285,10 +277,7 @@ pub fn train(
         .help("use `boundary neumann` or a hard `boundary dirichlet(g)`"));
     }
     let mut o = options(spec, pde.dim)?;
-    let cap = model.options().limits.max_solve_seconds;
-    if cap > 0.0 && (o.max_time == 0.0 || o.max_time > cap) {
-        o.max_time = cap;
-    }
+    o.max_time = model.options().limits.cap_seconds(o.max_time);
     let warning = source::convexity_warning(model, &pde, span)?;
     let src = source::pde_source(model, &pde)?;
     let d = src.dim;
@@ -298,7 +287,7 @@ pub fn train(
     let fresh = d > 3;
     let start = Instant::now();
 
-    let mut a = compile(
+    let mut a = source::compile(
         model,
         &source::energy_program(
             &src,
@@ -313,6 +302,7 @@ pub fn train(
         ),
         span,
     )?;
+    a.system_fns()?;
     let mut outs = vec![let_expr(&mut a, "nn_U")?, let_expr(&mut a, "nn_G")?];
     if src.exact.is_some() {
         outs.push(let_expr(&mut a, "nn_EX")?);
@@ -353,12 +343,7 @@ pub fn train(
         jac,
         curvature,
     };
-    let set = |m: &mut Model, name: &str, v: &[f64]| {
-        m.set_param(name, v)
-            .map_err(|e| Diagnostic::error(Code::Unsupported, e).at(span, "here"))
-    };
-    set(&mut energy.model, "nn_X", &pts)?;
-    set(&mut energy.model, "nn_q", &wts)?;
+    set_rule(&mut energy.model, &pts, &wts, span)?;
 
     // Initial weights: hyperplanes through random points of the domain.
     let h = o.width;
@@ -434,8 +419,7 @@ pub fn train(
         }
         if fresh {
             let (pts, wts) = monte_carlo(o.samples, &src.lo, &src.hi, &mut rng);
-            set(&mut energy.model, "nn_X", &pts)?;
-            set(&mut energy.model, "nn_q", &wts)?;
+            set_rule(&mut energy.model, &pts, &wts, span)?;
             e = value(&energy.model, &theta, Some(&mut grad))?;
         }
         let use_adam = o.method == Method::Adam || (o.method == Method::Auto && step < o.warmup);
@@ -452,7 +436,7 @@ pub fn train(
             }
             e = value(&energy.model, &theta, Some(&mut grad))?;
         } else {
-            let gmat = h1_metric(&mut energy, &theta, d, o.width, span)?;
+            let gmat = metric(&mut energy, &theta, d, o.width, span)?;
             let mean_diag = (0..p).map(|k| gmat.get(k, k)).sum::<f64>() / p as f64;
             let mut accepted = false;
             for _ in 0..12 {
@@ -523,8 +507,7 @@ pub fn train(
         let mut vals = Vec::new();
         for _ in 0..8 {
             let (pts, wts) = monte_carlo(o.samples, &src.lo, &src.hi, &mut rng);
-            set(&mut energy.model, "nn_X", &pts)?;
-            set(&mut energy.model, "nn_q", &wts)?;
+            set_rule(&mut energy.model, &pts, &wts, span)?;
             vals.push(value(&energy.model, &theta, None)?);
         }
         let n = vals.len() as f64;
@@ -539,8 +522,7 @@ pub fn train(
             let (l2, h1) = errors(&mut energy, &theta, &src, &mut rng, s, span)?;
             // The exact solution's energy on the training rule.
             if !fresh {
-                set(&mut energy.model, "nn_X", &pts)?;
-                set(&mut energy.model, "nn_q", &wts)?;
+                set_rule(&mut energy.model, &pts, &wts, span)?;
             }
             let estar = match &energy.estar {
                 Some(f) => run(&energy.model, f, &theta, span)?[0][0],
@@ -598,8 +580,8 @@ fn random_features(
 ) -> Result<Vec<f64>, Diagnostic> {
     let m = &mut en.model;
     let internal = |e: String| Diagnostic::error(Code::Unsupported, e).at(span, "here");
-    m.set_param("nn_W", w).map_err(internal)?;
-    m.set_param("nn_b", b).map_err(internal)?;
+    set(m, "nn_W", w, span)?;
+    set(m, "nn_b", b, span)?;
     m.set_var("nn_a", a).map_err(internal)?;
     // Random features are nearly collinear: the Hessian in (a, c) is ill-conditioned, and
     // one Newton step (exact for a quadratic energy) leaves a residual of κ·ε. A tolerance
@@ -648,9 +630,10 @@ fn run(m: &Model, f: &ValueFns, theta: &[f64], span: Span) -> Result<Vec<Vec<f64
     Ok(out)
 }
 
-/// The H¹ Gauss–Newton matrix G = Σ_s q_s (∂u_sᵀ∂u_s + Σ_k ∂(∇u)_skᵀ ∂(∇u)_sk) at θ, from
-/// the compiled Jacobians of the network's values and input gradients.
-fn h1_metric(
+/// The natural-gradient metric at θ from the compiled Jacobians of the network's values and
+/// input gradients: the H¹ matrix G = Σ_s q_s (∂u_sᵀ∂u_s + Σ_k ∂(∇u)_skᵀ ∂(∇u)_sk), or, with
+/// the energy natural gradient, the same sum weighted by ∂²L at each point.
+fn metric(
     en: &mut Energy,
     theta: &[f64],
     d: usize,
@@ -661,12 +644,8 @@ fn h1_metric(
     let curv = match en.curvature.as_ref() {
         Some(c) => {
             let v = run(&en.model, &en.values, theta, span)?;
-            en.model
-                .set_param("nn_PU", &v[0])
-                .map_err(|e| Diagnostic::error(Code::Unsupported, e))?;
-            en.model
-                .set_param("nn_PG", &v[1])
-                .map_err(|e| Diagnostic::error(Code::Unsupported, e))?;
+            set(&mut en.model, "nn_PU", &v[0], span)?;
+            set(&mut en.model, "nn_PG", &v[1], span)?;
             Some(run(&en.model, c, theta, span)?)
         }
         None => None,
@@ -762,12 +741,7 @@ fn errors(
     let (mut num0, mut den0, mut num1, mut den1) = (0.0, 0.0, 0.0, 0.0);
     for _ in 0..4 {
         let (pts, wts) = monte_carlo(s, &src.lo, &src.hi, rng);
-        en.model
-            .set_param("nn_X", &pts)
-            .map_err(|e| Diagnostic::error(Code::Unsupported, e))?;
-        en.model
-            .set_param("nn_q", &wts)
-            .map_err(|e| Diagnostic::error(Code::Unsupported, e))?;
+        set_rule(&mut en.model, &pts, &wts, span)?;
         let vals = run(&en.model, &en.values, theta, span)?;
         for k in 0..s {
             num0 += (vals[0][k] - vals[2][k]).powi(2);

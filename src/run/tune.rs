@@ -63,10 +63,7 @@ pub(crate) fn tune(
     log: &mut dyn Write,
 ) -> Result<TuneReport, Diagnostic> {
     let mut o = outer::options(req.method)?;
-    let cap = model.options().limits.max_solve_seconds;
-    if cap > 0.0 && (o.max_time == 0.0 || o.max_time > cap) {
-        o.max_time = cap;
-    }
+    o.max_time = model.options().limits.cap_seconds(o.max_time);
     let sign = if req.sense == Sense::Maximize {
         -1.0
     } else {

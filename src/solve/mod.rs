@@ -150,6 +150,20 @@ pub fn default_method(sys: &System) -> Method {
     }
 }
 
+/// `method(name = ...)` where `method` accepts only `allowed`.
+pub(crate) fn unknown_option(method: &str, name: &str, span: Span, allowed: &[&str]) -> Diagnostic {
+    Diagnostic::error(
+        Code::UnknownMethod,
+        format!("`{method}` has no option `{name}`"),
+    )
+    .at(span, "unknown option")
+    .suggest(
+        name,
+        allowed.iter().copied(),
+        format!("its options are: {}", allowed.join(", ")),
+    )
+}
+
 /// Parses `using method(k = v, ...)` against the system.
 pub fn options(spec: Option<&MethodSpec>, sys: &System) -> Result<SolveOptions, Diagnostic> {
     let Some(spec) = spec else {
@@ -173,13 +187,16 @@ pub fn options(spec: Option<&MethodSpec>, sys: &System) -> Result<SolveOptions, 
                 "projected_gradient",
                 "interior_point",
             ];
-            let mut d = Diagnostic::error(Code::UnknownMethod, format!("unknown solver `{other}`"))
-                .at(spec.span, "not a solver");
-            d = match crate::diag::did_you_mean(other, names.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(format!("the solvers are: {}", names.join(", "))),
-            };
-            return Err(d);
+            return Err(Diagnostic::error(
+                Code::UnknownMethod,
+                format!("unknown solver `{other}`"),
+            )
+            .at(spec.span, "not a solver")
+            .suggest(
+                other,
+                names,
+                format!("the solvers are: {}", names.join(", ")),
+            ));
         }
     };
     let mut o = SolveOptions::new(method);
@@ -200,16 +217,7 @@ pub fn options(spec: Option<&MethodSpec>, sys: &System) -> Result<SolveOptions, 
     };
     for (name, value, span) in &spec.options {
         if !allowed.contains(&name.as_str()) {
-            let mut d = Diagnostic::error(
-                Code::UnknownMethod,
-                format!("`{}` has no option `{name}`", method.name()),
-            )
-            .at(*span, "unknown option");
-            d = match crate::diag::did_you_mean(name, allowed.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(format!("its options are: {}", allowed.join(", "))),
-            };
-            return Err(d);
+            return Err(unknown_option(method.name(), name, *span, allowed));
         }
         let number = |what: &str| -> Result<f64, Diagnostic> {
             match value {

@@ -76,16 +76,16 @@ pub fn options(spec: Option<&MethodSpec>) -> Result<OuterOptions, Diagnostic> {
         "adam" => OuterMethod::Adam,
         "gd" | "gradient_descent" => OuterMethod::Gd,
         other => {
-            let mut d = Diagnostic::error(
+            return Err(Diagnostic::error(
                 Code::UnknownMethod,
                 format!("unknown outer method `{other}`"),
             )
-            .at(spec.span, "not an outer method of `tune`");
-            d = match crate::diag::did_you_mean(other, METHODS.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(format!("tune's methods are: {}", METHODS.join(", "))),
-            };
-            return Err(d);
+            .at(spec.span, "not an outer method of `tune`")
+            .suggest(
+                other,
+                METHODS,
+                format!("tune's methods are: {}", METHODS.join(", ")),
+            ));
         }
     };
     let mut o = OuterOptions::new(method);
@@ -95,16 +95,7 @@ pub fn options(spec: Option<&MethodSpec>) -> Result<OuterOptions, Diagnostic> {
     };
     for (name, value, span) in &spec.options {
         if !allowed.contains(&name.as_str()) {
-            let mut d = Diagnostic::error(
-                Code::UnknownMethod,
-                format!("`{}` has no option `{name}`", method.name()),
-            )
-            .at(*span, "unknown option");
-            d = match crate::diag::did_you_mean(name, allowed.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(format!("its options are: {}", allowed.join(", "))),
-            };
-            return Err(d);
+            return Err(super::unknown_option(method.name(), name, *span, allowed));
         }
         let bad = |what: &str, eg: &str| {
             Diagnostic::error(Code::BadArgument, format!("`{name}` takes {what}"))
