@@ -356,6 +356,9 @@ impl<'s> Checker<'s> {
                 K::Let(name, ..) => {
                     self.failed_names.insert(name.name.clone());
                 }
+                K::Pde { name, .. } => {
+                    self.failed_names.insert(name.name.clone());
+                }
                 K::Dim(items) => {
                     for (name, _) in items {
                         self.failed_names.insert(name.name.clone());
