@@ -291,9 +291,23 @@ fn emit_conditions(model: &Model) -> Result<String, Diagnostic> {
     Ok(out)
 }
 
-fn emit_kernel(model: &Model) -> Result<String, Diagnostic> {
-    let k = residual_kernel(model)?;
-    Ok(crate::kernel::print_kernel(&k, &model.program().graph))
+/// The residual kernel, and with an objective the kernel that accumulates f and ∇f.
+fn emit_kernel(model: &mut Model) -> Result<String, Diagnostic> {
+    let mut out = crate::kernel::print_kernel(&residual_kernel(model)?, &model.program().graph);
+    let objective = model
+        .system_fns()?
+        .sources
+        .iter()
+        .find(|(name, _)| name == "f, ∇f")
+        .cloned();
+    let g = &model.program().graph;
+    if let Some((_, spec)) = objective {
+        let k = crate::kernel::schedule_with(g, &spec.outputs, &spec.grads, "objective")
+            .map_err(|m| Diagnostic::error(Code::Unsupported, format!("internal error: {m}")))?;
+        out.push('\n');
+        out.push_str(&crate::kernel::print_kernel(&k, g));
+    }
+    Ok(out)
 }
 
 fn residual_kernel(model: &Model) -> Result<crate::kernel::Kernel, Diagnostic> {

@@ -6,6 +6,7 @@
 //! index substitution, `lower` the translation from typed expressions, `eval` the reference
 //! evaluator, `print` the readable form.
 
+mod alpha;
 mod build;
 mod eval;
 mod graph;
@@ -14,6 +15,7 @@ mod print;
 mod subst;
 mod values;
 
+pub use alpha::alpha_key;
 pub use build::const_offset;
 pub use eval::{EvalError, Evaluator, TensorValues};
 pub use graph::*;

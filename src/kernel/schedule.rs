@@ -54,6 +54,10 @@ struct Scheduler<'g> {
     /// once into a temporary, not once per nest. (Shared reductions are not: recomputing a
     /// short sum such as a pair distance is cheaper than the memory traffic of a temporary.)
     shared: std::collections::HashSet<NodeId>,
+    /// Shared calls that are the same computation as another under a renaming of index
+    /// variables (differentiation makes such copies): the node whose temporary they read and
+    /// the renaming from its variables to theirs.
+    alias: HashMap<NodeId, (NodeId, HashMap<IndexVar, IndexVar>)>,
     loads_cache: HashMap<NodeId, Vec<NodeId>>,
     provable_cache: HashMap<(NodeId, usize), bool>,
 }
@@ -86,6 +90,9 @@ fn costly_unary(n: &Node) -> bool {
 /// Largest temporary for a node shared between loop nests (entries).
 const MAX_SHARED_TEMP: usize = 1 << 22;
 
+/// Largest call (key tokens) compared up to renaming of index variables.
+const ALPHA_KEY_CAP: usize = 4096;
+
 /// Schedules the outputs into one kernel.
 pub fn schedule(g: &Graph, outputs: &[Output], name: &str) -> Result<Kernel, String> {
     schedule_with(g, outputs, &[], name)
@@ -112,6 +119,7 @@ pub fn schedule_with(
         n_locals: 0,
         has_reduce: HashMap::new(),
         shared: Default::default(),
+        alias: HashMap::new(),
         loads_cache: HashMap::new(),
         provable_cache: HashMap::new(),
     };
@@ -141,6 +149,7 @@ pub fn schedule_with(
             .map(|(n, _)| n)
             .collect();
     }
+    s.find_aliases(&roots);
     for (k, out) in outputs.iter().enumerate() {
         let len: usize = out.expr.shape.iter().product();
         let buf = s.add_buffer(out.name.clone(), len, BufKind::Output(k));
@@ -336,6 +345,35 @@ impl Scheduler<'_> {
         let b = self.add_buffer(info.name.clone(), len, kind);
         self.tensor_bufs.insert(t, b);
         b
+    }
+
+    /// Groups the transcendental calls that are equal up to renaming of index variables;
+    /// each group is computed once (into its first member's temporary).
+    fn find_aliases(&mut self, roots: &[NodeId]) {
+        let mut groups: HashMap<Vec<i64>, Vec<(NodeId, Vec<IndexVar>)>> = HashMap::new();
+        for n in self.g.reachable(roots) {
+            if !costly_unary(self.g.node(n)) || self.g.free_vars(n).is_empty() {
+                continue;
+            }
+            if let Some((key, vars)) = crate::ir::alpha_key(self.g, n, ALPHA_KEY_CAP) {
+                groups.entry(key).or_default().push((n, vars));
+            }
+        }
+        for members in groups.into_values() {
+            let Some((rep, rep_vars)) = members.iter().min_by_key(|m| m.0).cloned() else {
+                continue;
+            };
+            if members.len() < 2 {
+                continue;
+            }
+            for (n, vars) in members {
+                self.shared.insert(n);
+                if n != rep {
+                    let map = rep_vars.iter().copied().zip(vars).collect();
+                    self.alias.insert(n, (rep, map));
+                }
+            }
+        }
     }
 
     fn value(&mut self, n: NodeId, scope: usize) -> Result<Operand, String> {
@@ -557,6 +595,17 @@ impl Scheduler<'_> {
         n: NodeId,
         ctx: &BTreeSet<IndexVar>,
     ) -> Result<(BufId, IExpr), String> {
+        if let Some((rep, map)) = self.alias.get(&n).cloned() {
+            // The same values as `rep`'s temporary, under our names for its variables.
+            let rep_ctx = self.closure(self.g.free_vars(rep));
+            let (buf, _) = self.materialize(rep, &rep_ctx)?;
+            let axes: Vec<(IndexVar, i64, i64)> = self.temps[&rep]
+                .axes
+                .iter()
+                .map(|&(v, lo, stride)| (map.get(&v).copied().unwrap_or(v), lo, stride))
+                .collect();
+            return Ok((buf, temp_offset(&axes)));
+        }
         if !self.temps.contains_key(&n) {
             let vars = self.topo(ctx);
             let mut dom = Domain::new();
@@ -579,7 +628,12 @@ impl Scheduler<'_> {
             }
             axes.reverse();
             let len = boxes.iter().map(|b| b.2 as usize).product::<usize>();
-            let buf = self.add_buffer(format!("t{}", self.temps.len() + 1), len, BufKind::Temp);
+            let k = self
+                .buffers
+                .iter()
+                .filter(|b| b.kind == BufKind::Temp)
+                .count();
+            let buf = self.add_buffer(format!("t{}", k + 1), len, BufKind::Temp);
             // The loop nest that fills it, at the top level.
             let mut scope = 0;
             for &v in &vars {
