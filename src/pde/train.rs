@@ -9,6 +9,7 @@ use crate::compiled::ValueFns;
 use crate::diag::{Code, Diagnostic, Span};
 use crate::ir::TensorExpr;
 use crate::solve::linalg::{Dense, DenseKind, Factor};
+use rayon::prelude::*;
 use std::time::Instant;
 
 /// The training method.
@@ -57,6 +58,9 @@ pub struct Options {
     /// Wall-clock limit on training, seconds (0: none).
     pub max_time: f64,
 }
+
+/// Rules smaller than this are evaluated on one core (splitting costs more than it saves).
+const MIN_PARALLEL_POINTS: usize = 256;
 
 const OPTIONS: [&str; 10] = [
     "width",
@@ -190,6 +194,10 @@ pub struct PdeReport {
 
 /// The compiled energy, with compiled values of the network (and of the exact solution)
 /// for the errors, and of the network's Jacobians for the H¹ metric.
+///
+/// The program is compiled for `chunk` integration points; a rule of n points is split into
+/// parts of that size (the last one padded with points of weight 0), one state each, and the
+/// parts are evaluated in parallel over the cores.
 struct Energy {
     model: Model,
     /// [U, G] or [U, G, EX, EG].
@@ -200,6 +208,221 @@ struct Energy {
     jac: Option<ValueFns>,
     /// ∂²L/∂u², ∂²L/∂u∂p, ∂²L/∂p² at (x, nn_PU, nn_PG), for the energy natural gradient.
     curvature: Option<ValueFns>,
+    /// Points per part.
+    chunk: usize,
+    parts: Vec<Part>,
+    span: Span,
+}
+
+/// A part of the integration rule.
+struct Part {
+    state: crate::State,
+    /// Points in it that are not padding.
+    valid: usize,
+}
+
+/// Index of a param of the generated program in its state.
+fn param_index(m: &Model, name: &str) -> Result<usize, Diagnostic> {
+    m.checked()
+        .param_by_name(name)
+        .map(|id| id.index())
+        .ok_or_else(|| Diagnostic::error(Code::Unsupported, format!("no param `{name}`")))
+}
+
+impl Energy {
+    /// Compiles the energy program of `src` for `chunk` points per part, with what the
+    /// training method needs.
+    fn compile(
+        model: &Model,
+        src: &PdeSource,
+        o: &Options,
+        chunk: usize,
+        span: Span,
+    ) -> Result<Energy, Diagnostic> {
+        let mut a = source::compile(
+            model,
+            &source::energy_program(
+                src,
+                chunk,
+                o.width,
+                o.activation,
+                match o.method {
+                    Method::Adam => source::Extras::None,
+                    Method::RandomFeatures => source::Extras::FixedInner,
+                    _ => source::Extras::SecondOrder,
+                },
+            ),
+            span,
+        )?;
+        a.system_fns()?;
+        let mut outs = vec![let_expr(&mut a, "nn_U")?, let_expr(&mut a, "nn_G")?];
+        if src.exact.is_some() {
+            outs.push(let_expr(&mut a, "nn_EX")?);
+            outs.push(let_expr(&mut a, "nn_EG")?);
+        }
+        let values = a.compile_values(&outs)?;
+        let estar = match src.exact {
+            Some(_) => {
+                let e = let_expr(&mut a, "nn_Estar")?;
+                Some(a.compile_values(&[e])?)
+            }
+            None => None,
+        };
+        let jac = if !matches!(o.method, Method::Adam | Method::RandomFeatures) {
+            let mut js = Vec::new();
+            for out in ["U", "G"] {
+                for v in ["W", "b", "a", "c"] {
+                    js.push(let_expr(&mut a, &format!("nn_J{out}{v}"))?);
+                }
+            }
+            Some(a.compile_values(&js)?)
+        } else {
+            None
+        };
+        let curvature = if matches!(o.method, Method::EnergyNaturalGradient | Method::Auto) {
+            let c = ["nn_Cuu", "nn_Cup", "nn_Cpp"]
+                .iter()
+                .map(|n| let_expr(&mut a, n))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(a.compile_values(&c)?)
+        } else {
+            None
+        };
+        Ok(Energy {
+            model: a,
+            values,
+            estar,
+            jac,
+            curvature,
+            chunk,
+            parts: Vec::new(),
+            span,
+        })
+    }
+
+    /// Sets the integration points (n × d, row-major) and weights, split into parts. The
+    /// model's own state gets the first part (the single-state machinery — solves, derive —
+    /// uses it).
+    fn set_rule(&mut self, pts: &[f64], wts: &[f64]) -> Result<(), Diagnostic> {
+        self.parts = self.split(pts, wts)?;
+        if let Some(first) = self.parts.first() {
+            let st = first.state.clone();
+            for name in ["nn_X", "nn_q"] {
+                let k = param_index(&self.model, name)?;
+                set(&mut self.model, name, &st.params[k], self.span)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The parts of a rule: the model's state with each part's points and weights.
+    fn split(&self, pts: &[f64], wts: &[f64]) -> Result<Vec<Part>, Diagnostic> {
+        let n = wts.len();
+        let d = pts.len() / n.max(1);
+        let (xi, qi) = (
+            param_index(&self.model, "nn_X")?,
+            param_index(&self.model, "nn_q")?,
+        );
+        let c = self.chunk;
+        let mut parts = Vec::new();
+        for start in (0..n).step_by(c) {
+            let valid = c.min(n - start);
+            let mut x = pts[start * d..(start + valid) * d].to_vec();
+            let mut q = wts[start..start + valid].to_vec();
+            // Padding: the last point again, with weight 0.
+            for _ in valid..c {
+                x.extend_from_within((valid - 1) * d..valid * d);
+                q.push(0.0);
+            }
+            let mut state = self.model.state().clone();
+            state.params[xi] = x;
+            state.params[qi] = q;
+            parts.push(Part { state, valid });
+        }
+        Ok(parts)
+    }
+
+    /// Copies the model's params (other than the rule) into every part, after the
+    /// single-state machinery changed them.
+    fn sync(&mut self) -> Result<(), Diagnostic> {
+        let keep = [
+            param_index(&self.model, "nn_X")?,
+            param_index(&self.model, "nn_q")?,
+        ];
+        let params = &self.model.state().params;
+        for part in &mut self.parts {
+            for (k, v) in params.iter().enumerate() {
+                if !keep.contains(&k) {
+                    part.state.params[k].clone_from(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fns(&self) -> Result<&crate::compiled::SystemFns, Diagnostic> {
+        self.model
+            .fns()
+            .ok_or_else(|| Diagnostic::error(Code::Unsupported, "energy not compiled"))
+    }
+
+    /// The energy at θ (and its gradient), summed over the parts in parallel.
+    fn value(&self, theta: &[f64], grad: Option<&mut [f64]>) -> Result<f64, Diagnostic> {
+        let fns = self.fns()?;
+        let want = grad.is_some();
+        let p = theta.len();
+        let (e, g) = self
+            .parts
+            .par_iter()
+            .map(|part| {
+                let mut g = if want { vec![0.0; p] } else { Vec::new() };
+                let e = fns.objective(theta, &part.state, want.then_some(&mut g[..]))?;
+                Ok((e, g))
+            })
+            .try_reduce(
+                || (0.0, Vec::new()),
+                |a, b| {
+                    let (mut big, small) = if a.1.len() >= b.1.len() {
+                        (a, b)
+                    } else {
+                        (b, a)
+                    };
+                    big.0 += small.0;
+                    for (x, y) in big.1.iter_mut().zip(&small.1) {
+                        *x += y;
+                    }
+                    Ok((big.0, big.1))
+                },
+            )
+            .map_err(|e: String| fault("evaluating the energy", e, self.span))?;
+        if let Some(out) = grad {
+            out.copy_from_slice(&g);
+        }
+        Ok(e)
+    }
+
+    /// Runs compiled values at θ on every part (in parallel): per part, per output.
+    fn run_parts(&self, f: &ValueFns, theta: &[f64]) -> Result<Vec<Vec<Vec<f64>>>, Diagnostic> {
+        let fns = self.fns()?;
+        self.parts
+            .par_iter()
+            .map(|part| run_state(fns, f, theta, &part.state, self.span))
+            .collect()
+    }
+}
+
+/// Runs compiled values at θ in a given state.
+fn run_state(
+    fns: &crate::compiled::SystemFns,
+    f: &ValueFns,
+    theta: &[f64],
+    st: &crate::State,
+    span: Span,
+) -> Result<Vec<Vec<f64>>, Diagnostic> {
+    let mut out = vec![Vec::new(); f.lens.len()];
+    fns.run_values(f, theta, st, &mut out)
+        .map_err(|x| fault("evaluating the network", x, span))?;
+    Ok(out)
 }
 
 fn let_expr(m: &mut Model, name: &str) -> Result<TensorExpr, Diagnostic> {
@@ -218,12 +441,6 @@ fn let_expr(m: &mut Model, name: &str) -> Result<TensorExpr, Diagnostic> {
 fn set(m: &mut Model, name: &str, v: &[f64], span: Span) -> Result<(), Diagnostic> {
     m.set_param(name, v)
         .map_err(|e| Diagnostic::error(Code::Unsupported, e).at(span, "here"))
-}
-
-/// Sets the integration points and weights.
-fn set_rule(m: &mut Model, pts: &[f64], wts: &[f64], span: Span) -> Result<(), Diagnostic> {
-    set(m, "nn_X", pts, span)?;
-    set(m, "nn_q", wts, span)
 }
 
 fn fault(what: &str, m: String, span: Span) -> Diagnostic {
@@ -286,64 +503,16 @@ pub fn train(
     let s = wts.len();
     let fresh = d > 3;
     let start = Instant::now();
+    // Parts of the rule evaluated in parallel; random features solve on one state.
+    let threads = if o.method == Method::RandomFeatures || s < MIN_PARALLEL_POINTS {
+        1
+    } else {
+        rayon::current_num_threads().max(1)
+    };
+    let chunk = s.div_ceil(threads);
 
-    let mut a = source::compile(
-        model,
-        &source::energy_program(
-            &src,
-            s,
-            o.width,
-            o.activation,
-            match o.method {
-                Method::Adam => source::Extras::None,
-                Method::RandomFeatures => source::Extras::FixedInner,
-                _ => source::Extras::SecondOrder,
-            },
-        ),
-        span,
-    )?;
-    a.system_fns()?;
-    let mut outs = vec![let_expr(&mut a, "nn_U")?, let_expr(&mut a, "nn_G")?];
-    if src.exact.is_some() {
-        outs.push(let_expr(&mut a, "nn_EX")?);
-        outs.push(let_expr(&mut a, "nn_EG")?);
-    }
-    let values = a.compile_values(&outs)?;
-    let estar = match src.exact {
-        Some(_) => {
-            let e = let_expr(&mut a, "nn_Estar")?;
-            Some(a.compile_values(&[e])?)
-        }
-        None => None,
-    };
-    let jac = if !matches!(o.method, Method::Adam | Method::RandomFeatures) {
-        let mut js = Vec::new();
-        for out in ["U", "G"] {
-            for v in ["W", "b", "a", "c"] {
-                js.push(let_expr(&mut a, &format!("nn_J{out}{v}"))?);
-            }
-        }
-        Some(a.compile_values(&js)?)
-    } else {
-        None
-    };
-    let curvature = if matches!(o.method, Method::EnergyNaturalGradient | Method::Auto) {
-        let c = ["nn_Cuu", "nn_Cup", "nn_Cpp"]
-            .iter()
-            .map(|n| let_expr(&mut a, n))
-            .collect::<Result<Vec<_>, _>>()?;
-        Some(a.compile_values(&c)?)
-    } else {
-        None
-    };
-    let mut energy = Energy {
-        model: a,
-        values,
-        estar,
-        jac,
-        curvature,
-    };
-    set_rule(&mut energy.model, &pts, &wts, span)?;
+    let mut energy = Energy::compile(model, &src, &o, chunk, span)?;
+    energy.set_rule(&pts, &wts)?;
 
     // Initial weights: hyperplanes through random points of the domain.
     let h = o.width;
@@ -366,16 +535,9 @@ pub fn train(
     theta.push(0.0);
     if o.method == Method::RandomFeatures {
         theta = random_features(&mut energy, model, &w, &b, &aa, span, &mut sensitivities)?;
+        energy.sync()?;
     }
     let p = theta.len();
-
-    let value = |m: &Model, z: &[f64], grad: Option<&mut [f64]>| -> Result<f64, Diagnostic> {
-        let fns = m
-            .fns()
-            .ok_or_else(|| Diagnostic::error(Code::Unsupported, "energy not compiled"))?;
-        fns.objective(z, m.state(), grad)
-            .map_err(|e| fault("evaluating the energy", e, span))
-    };
 
     let bar = if progress {
         let pb = indicatif::ProgressBar::new(o.steps as u64);
@@ -396,7 +558,7 @@ pub fn train(
     let (mut m1, mut m2) = (vec![0.0; p], vec![0.0; p]);
     let mut mu = o.damping;
     let mut grad = vec![0.0; p];
-    let mut e = value(&energy.model, &theta, Some(&mut grad))?;
+    let mut e = energy.value(&theta, Some(&mut grad))?;
     let every = (o.steps / 10).max(1);
     let mut steps = 0;
     let mut adam_t = 0;
@@ -404,7 +566,7 @@ pub fn train(
     let mut timed_out = false;
     let training_steps = if o.method == Method::RandomFeatures {
         let err = match src.exact {
-            Some(_) => Some(errors(&mut energy, &theta, &src, &mut rng, s, span)?.0),
+            Some(_) => Some(errors(&energy, &theta, &src, &mut rng, s)?.0),
             None => None,
         };
         history.push((0, e, err));
@@ -419,8 +581,8 @@ pub fn train(
         }
         if fresh {
             let (pts, wts) = monte_carlo(o.samples, &src.lo, &src.hi, &mut rng);
-            set_rule(&mut energy.model, &pts, &wts, span)?;
-            e = value(&energy.model, &theta, Some(&mut grad))?;
+            energy.set_rule(&pts, &wts)?;
+            e = energy.value(&theta, Some(&mut grad))?;
         }
         let use_adam = o.method == Method::Adam || (o.method == Method::Auto && step < o.warmup);
         if use_adam {
@@ -434,9 +596,9 @@ pub fn train(
                 let vh = m2[k] / (1.0 - b2.powi(adam_t));
                 theta[k] -= lr * mh / (vh.sqrt() + 1e-8);
             }
-            e = value(&energy.model, &theta, Some(&mut grad))?;
+            e = energy.value(&theta, Some(&mut grad))?;
         } else {
-            let gmat = metric(&mut energy, &theta, d, o.width, span)?;
+            let gmat = metric(&energy, &theta, d, o.width)?;
             let mean_diag = (0..p).map(|k| gmat.get(k, k)).sum::<f64>() / p as f64;
             let mut accepted = false;
             for _ in 0..12 {
@@ -451,11 +613,11 @@ pub fn train(
                 let mut dir: Vec<f64> = grad.iter().map(|g| -g).collect();
                 f.solve(&mut dir);
                 let trial: Vec<f64> = theta.iter().zip(&dir).map(|(t, d)| t + d).collect();
-                let et = value(&energy.model, &trial, None)?;
+                let et = energy.value(&trial, None)?;
                 if et.is_finite() && et < e {
                     theta = trial;
                     let rel = (e - et) / e.abs().max(1e-300);
-                    e = value(&energy.model, &theta, Some(&mut grad))?;
+                    e = energy.value(&theta, Some(&mut grad))?;
                     mu = (mu / 3.0).max(if fresh { 0.1 } else { 1e-12 });
                     accepted = true;
                     stalled = if rel < 1e-13 { stalled + 1 } else { 0 };
@@ -477,7 +639,7 @@ pub fn train(
         steps = step + 1;
         if step % every == 0 || step + 1 == o.steps {
             let err = match src.exact {
-                Some(_) => Some(errors(&mut energy, &theta, &src, &mut rng, s, span)?.0),
+                Some(_) => Some(errors(&energy, &theta, &src, &mut rng, s)?.0),
                 None => None,
             };
             history.push((step, e, err));
@@ -507,25 +669,29 @@ pub fn train(
         let mut vals = Vec::new();
         for _ in 0..8 {
             let (pts, wts) = monte_carlo(o.samples, &src.lo, &src.hi, &mut rng);
-            set_rule(&mut energy.model, &pts, &wts, span)?;
-            vals.push(value(&energy.model, &theta, None)?);
+            energy.set_rule(&pts, &wts)?;
+            vals.push(energy.value(&theta, None)?);
         }
         let n = vals.len() as f64;
         let mean = vals.iter().sum::<f64>() / n;
         let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
         (mean, (var / n).sqrt())
     } else {
-        (value(&energy.model, &theta, None)?, 0.0)
+        (energy.value(&theta, None)?, 0.0)
     };
     let (rel_l2, rel_h1, exact_energy) = match src.exact {
         Some(_) => {
-            let (l2, h1) = errors(&mut energy, &theta, &src, &mut rng, s, span)?;
+            let (l2, h1) = errors(&energy, &theta, &src, &mut rng, s)?;
             // The exact solution's energy on the training rule.
             if !fresh {
-                set_rule(&mut energy.model, &pts, &wts, span)?;
+                energy.set_rule(&pts, &wts)?;
             }
             let estar = match &energy.estar {
-                Some(f) => run(&energy.model, f, &theta, span)?[0][0],
+                Some(f) => energy
+                    .run_parts(f, &theta)?
+                    .iter()
+                    .map(|part| part[0][0])
+                    .sum(),
                 None => f64::NAN,
             };
             (Some(l2), Some(h1), Some(estar))
@@ -619,49 +785,72 @@ fn random_features(
     Ok(fns.pack(sys, m.state()))
 }
 
-/// Runs compiled values at θ.
-fn run(m: &Model, f: &ValueFns, theta: &[f64], span: Span) -> Result<Vec<Vec<f64>>, Diagnostic> {
-    let fns = m
-        .fns()
-        .ok_or_else(|| Diagnostic::error(Code::Unsupported, "network not compiled"))?;
-    let mut out = vec![Vec::new(); f.lens.len()];
-    fns.run_values(f, theta, m.state(), &mut out)
-        .map_err(|x| fault("evaluating the network", x, span))?;
-    Ok(out)
-}
-
 /// The natural-gradient metric at θ from the compiled Jacobians of the network's values and
 /// input gradients: the H¹ matrix G = Σ_s q_s (∂u_sᵀ∂u_s + Σ_k ∂(∇u)_skᵀ ∂(∇u)_sk), or, with
-/// the energy natural gradient, the same sum weighted by ∂²L at each point.
-fn metric(
-    en: &mut Energy,
-    theta: &[f64],
-    d: usize,
-    h: usize,
-    span: Span,
-) -> Result<Dense, Diagnostic> {
-    // With the energy natural gradient, each point's rows are weighted by ∂²L at (u, ∇u).
-    let curv = match en.curvature.as_ref() {
-        Some(c) => {
-            let v = run(&en.model, &en.values, theta, span)?;
-            set(&mut en.model, "nn_PU", &v[0], span)?;
-            set(&mut en.model, "nn_PG", &v[1], span)?;
-            Some(run(&en.model, c, theta, span)?)
-        }
-        None => None,
-    };
+/// the energy natural gradient, the same sum weighted by ∂²L at each point. Each part of the
+/// rule contributes its own sum, computed in parallel.
+fn metric(en: &Energy, theta: &[f64], d: usize, h: usize) -> Result<Dense, Diagnostic> {
+    let span = en.span;
+    let fns = en.fns()?;
     let f = en
         .jac
         .as_ref()
         .ok_or_else(|| Diagnostic::error(Code::Unsupported, "Jacobians not compiled"))?;
-    let j = run(&en.model, f, theta, span)?;
-    let q = en
-        .model
-        .param("nn_q")
-        .ok_or_else(|| Diagnostic::error(Code::Unsupported, "no weights"))?;
-    let s = q.len();
+    let ids = [
+        param_index(&en.model, "nn_q")?,
+        param_index(&en.model, "nn_PU")?,
+        param_index(&en.model, "nn_PG")?,
+    ];
     let p = theta.len();
-    // A: one row per sample and component (u, then (∇u)_k), scaled by √q; G = AᵀA.
+    let g = en
+        .parts
+        .par_iter()
+        .map(|part| {
+            // With the energy natural gradient, each point's rows are weighted by ∂²L at
+            // (u, ∇u).
+            let curv = match en.curvature.as_ref() {
+                Some(c) => {
+                    let v = run_state(fns, &en.values, theta, &part.state, span)?;
+                    let mut st = part.state.clone();
+                    st.params[ids[1]].clone_from(&v[0]);
+                    st.params[ids[2]].clone_from(&v[1]);
+                    Some(run_state(fns, c, theta, &st, span)?)
+                }
+                None => None,
+            };
+            let j = run_state(fns, f, theta, &part.state, span)?;
+            Ok(part_metric(
+                &j,
+                curv.as_deref(),
+                &part.state.params[ids[0]],
+                d,
+                h,
+                p,
+            ))
+        })
+        .try_reduce(|| faer::Mat::<f64>::zeros(p, p), |a, b| Ok(a + b))?;
+    let mut out = Dense::zeros(p, p);
+    for x in 0..p {
+        for y in 0..p {
+            // Symmetric in exact arithmetic; average away rounding.
+            out.set(x, y, 0.5 * (g[(x, y)] + g[(y, x)]));
+        }
+    }
+    Ok(out)
+}
+
+/// One part's metric from its Jacobians `j` (∂U, ∂G in W, b, a, c), weights `q` and, for
+/// the energy natural gradient, curvature `c` (∂²L/∂u², ∂²L/∂u∂p, ∂²L/∂p²).
+fn part_metric(
+    j: &[Vec<f64>],
+    c: Option<&[Vec<f64>]>,
+    q: &[f64],
+    d: usize,
+    h: usize,
+    p: usize,
+) -> faer::Mat<f64> {
+    let s = q.len();
+    // A: one row per point and component (u, then (∇u)_k), scaled by √q; G = AᵀA.
     let rows = s * (d + 1);
     let mut a = faer::Mat::<f64>::zeros(rows, p);
     for si in 0..s {
@@ -685,12 +874,12 @@ fn metric(
             };
             let r = si * (d + 1) + comp;
             let cols = jw.iter().chain(jb).chain(ja).chain(std::iter::once(&jc));
-            for (c, v) in cols.enumerate() {
-                a[(r, c)] = w * v;
+            for (col, v) in cols.enumerate() {
+                a[(r, col)] = w * v;
             }
         }
     }
-    let g = match &curv {
+    match c {
         None => a.transpose() * &a,
         Some(c) => {
             // B = C A point by point (C the (d+1)×(d+1) block of ∂²L), G = AᵀB.
@@ -713,47 +902,110 @@ fn metric(
                     }
                 }
             }
-            let g = a.transpose() * &bm;
-            // Symmetric in exact arithmetic; average away rounding.
-            faer::Mat::from_fn(p, p, |i, j| 0.5 * (g[(i, j)] + g[(j, i)]))
-        }
-    };
-    let mut out = Dense::zeros(p, p);
-    for x in 0..p {
-        for y in 0..p {
-            out.set(x, y, g[(x, y)]);
+            a.transpose() * &bm
         }
     }
-    Ok(out)
 }
 
 /// Relative L² and H¹ errors against the exact solution on fresh uniform points (four
 /// batches of the training size).
 fn errors(
-    en: &mut Energy,
+    en: &Energy,
     theta: &[f64],
     src: &PdeSource,
     rng: &mut Rng,
     s: usize,
-    span: Span,
 ) -> Result<(f64, f64), Diagnostic> {
-    let saved = en.model.state().params.clone();
-    let (mut num0, mut den0, mut num1, mut den1) = (0.0, 0.0, 0.0, 0.0);
+    let fns = en.fns()?;
+    let d = src.dim;
+    let mut sums = [0.0; 4];
     for _ in 0..4 {
         let (pts, wts) = monte_carlo(s, &src.lo, &src.hi, rng);
-        set_rule(&mut en.model, &pts, &wts, span)?;
-        let vals = run(&en.model, &en.values, theta, span)?;
-        for k in 0..s {
-            num0 += (vals[0][k] - vals[2][k]).powi(2);
-            den0 += vals[2][k].powi(2);
-        }
-        for k in 0..vals[1].len() {
-            num1 += (vals[1][k] - vals[3][k]).powi(2);
-            den1 += vals[3][k].powi(2);
+        let parts = en.split(&pts, &wts)?;
+        let part_sums = parts
+            .par_iter()
+            .map(|part| {
+                let v = run_state(fns, &en.values, theta, &part.state, en.span)?;
+                let n = part.valid;
+                let sq = |a: &[f64], b: &[f64]| -> (f64, f64) {
+                    a.iter().zip(b).fold((0.0, 0.0), |(num, den), (x, y)| {
+                        (num + (x - y).powi(2), den + y * y)
+                    })
+                };
+                let (n0, d0) = sq(&v[0][..n], &v[2][..n]);
+                let (n1, d1) = sq(&v[1][..n * d], &v[3][..n * d]);
+                Ok([n0, d0, n1, d1])
+            })
+            .collect::<Result<Vec<_>, Diagnostic>>()?;
+        for ps in part_sums {
+            for (t, x) in sums.iter_mut().zip(ps) {
+                *t += x;
+            }
         }
     }
-    en.model.state_mut().params = saved;
+    let [num0, den0, num1, den1] = sums;
     let l2 = (num0 / den0.max(1e-300)).sqrt();
     let h1 = ((num0 + num1) / (den0 + den1).max(1e-300)).sqrt();
     Ok((l2, h1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CompileOptions;
+
+    const SRC: &str = "
+dim d = 2
+pde p {
+  domain cube(d)
+  lagrangian L(x, u, p) = 0.5*dot(p, p) + 0.5*u^2 + 0.25*u^4
+  exact us(x) = sum(i in 1..d) cos(pi*x[i]) / sqrt(d)
+  source f(x) = (pi^2 + 1)*us(x) + us(x)^3
+}
+";
+
+    fn energy(chunk: usize, pts: &[f64], wts: &[f64]) -> (Energy, PdeSource) {
+        let model = Model::compile(SRC, &CompileOptions::default()).expect("compiles");
+        let pde = model.checked().pdes[0].clone();
+        let src = source::pde_source(&model, &pde).expect("source");
+        let o = options(None, 2).expect("defaults");
+        let mut e = Energy::compile(&model, &src, &o, chunk, Span::default()).expect("energy");
+        e.set_rule(pts, wts).expect("rule");
+        (e, src)
+    }
+
+    /// A rule split into parts (the last one padded) gives the energy, gradient, metric and
+    /// errors of the whole rule evaluated at once.
+    #[test]
+    fn parts_sum_to_the_whole_rule() {
+        let (pts, wts) = tensor_gauss(10, &[0.0, 0.0], &[1.0, 1.0]);
+        let (one, src) = energy(100, &pts, &wts);
+        let (three, _) = energy(34, &pts, &wts);
+        assert_eq!(three.parts.len(), 3);
+        assert_eq!(three.parts[2].valid, 32);
+        let h = 32;
+        let p = h * 4 + 1;
+        let theta: Vec<f64> = (0..p)
+            .map(|k| ((k * 7919) % 101) as f64 / 50.0 - 1.0)
+            .collect();
+        let (mut g1, mut g3) = (vec![0.0; p], vec![0.0; p]);
+        let e1 = one.value(&theta, Some(&mut g1)).expect("value");
+        let e3 = three.value(&theta, Some(&mut g3)).expect("value");
+        assert!((e1 - e3).abs() <= 1e-12 * e1.abs(), "{e1} vs {e3}");
+        let gmax = g1.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in g1.iter().zip(&g3) {
+            assert!((a - b).abs() <= 1e-12 * gmax, "{a} vs {b}");
+        }
+        let m1 = metric(&one, &theta, 2, h).expect("metric");
+        let m3 = metric(&three, &theta, 2, h).expect("metric");
+        let scale = (0..p).map(|k| m1.get(k, k)).fold(0.0f64, f64::max);
+        for i in 0..p {
+            for j in 0..p {
+                assert!((m1.get(i, j) - m3.get(i, j)).abs() <= 1e-12 * scale);
+            }
+        }
+        let r1 = errors(&one, &theta, &src, &mut Rng(5), 100).expect("errors");
+        let r3 = errors(&three, &theta, &src, &mut Rng(5), 100).expect("errors");
+        assert!((r1.0 - r3.0).abs() <= 1e-12 * r1.0 && (r1.1 - r3.1).abs() <= 1e-12 * r1.1);
+    }
 }
