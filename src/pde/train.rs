@@ -332,8 +332,8 @@ impl Energy {
             // Padding: the last point again, with weight 0.
             for _ in valid..c {
                 x.extend_from_within((valid - 1) * d..valid * d);
-                q.push(0.0);
             }
+            q.resize(c, 0.0);
             let mut state = self.model.state().clone();
             state.params[xi] = x;
             state.params[qi] = q;
