@@ -243,3 +243,32 @@ fn random_features_and_the_implicit_derivative_of_the_energy() {
         "{de} vs {closed}"
     );
 }
+
+#[test]
+fn scrambled_sobol_points_beat_monte_carlo_in_six_dimensions() {
+    // The same network, steps and seed on fresh rules of 256 points: randomized quasi-Monte
+    // Carlo estimates the energy with a far smaller spread, and trains further (measured:
+    // 2.0e-2 against 1.2e-1). With 300 steps the optimizer, not the rule, limits both.
+    let run = |q: &str| {
+        train(&problem(
+            6,
+            false,
+            &format!(
+                "width = 16, samples = 256, steps = 1500, method = adam, lr = 0.03, quadrature = {q}"
+            ),
+        ))
+    };
+    let (s, m) = (run("sobol"), run("monte_carlo"));
+    assert_eq!(s.quadrature, "sobol(256)");
+    assert!(
+        s.energy_stderr < 0.2 * m.energy_stderr,
+        "standard error: sobol {:.2e}, monte carlo {:.2e}",
+        s.energy_stderr,
+        m.energy_stderr
+    );
+    let (es, em) = (s.rel_l2.expect("exact"), m.rel_l2.expect("exact"));
+    assert!(
+        es < 0.5 * em,
+        "relative L2: sobol {es:.2e}, monte carlo {em:.2e}"
+    );
+}

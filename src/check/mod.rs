@@ -475,6 +475,11 @@ impl<'s> Checker<'s> {
                     }
                 }
                 let method = using.as_ref().map(|m| self.method(m)).transpose()?;
+                if let (Some(t), Some(m)) = (target, &method) {
+                    if let Some(p) = self.model.pdes.iter().find(|p| p.name == t.name) {
+                        crate::pde::check_options(m, p.dim)?;
+                    }
+                }
                 self.model.requests.push(Request::Solve {
                     target: target.as_ref().map(|t| t.name.clone()),
                     method,

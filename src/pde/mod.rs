@@ -9,10 +9,12 @@
 //! step Δθ = −(G + μI)⁻¹ ∇E of Marwah et al.'s preconditioned method.
 
 mod quadrature;
+mod sobol;
 mod source;
 mod train;
 
 pub use source::euler_lagrange;
+pub(crate) use train::check_options;
 pub use train::{train, PdeReport};
 
 use crate::api::Model;

@@ -2,6 +2,7 @@
 //! line search on the energy), and the default (Adam warm-up, then natural gradient).
 
 use super::quadrature::{monte_carlo, tensor_gauss, Rng};
+use super::sobol::scrambled_sobol;
 use super::source::{self, Activation, PdeSource};
 use crate::api::Model;
 use crate::check::{MethodSpec, OptValue, PdeBoundary};
@@ -38,6 +39,17 @@ impl Method {
     }
 }
 
+/// How the energy integral is discretized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quadrature {
+    /// A tensor Gauss–Legendre rule (fixed).
+    Gauss,
+    /// Scrambled Sobol points, scrambled afresh every step.
+    Sobol,
+    /// Uniform samples, drawn afresh every step.
+    MonteCarlo,
+}
+
 /// Options of `using barron(...)`.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -45,9 +57,11 @@ pub struct Options {
     pub activation: Activation,
     pub method: Method,
     pub steps: usize,
-    /// Integration points: tensor Gauss for d ≤ 3 (rounded to a power of d), Monte Carlo
-    /// samples (fresh every step) above.
+    /// Integration points (rounded to a power of d for a Gauss rule, to a power of two for
+    /// Sobol points).
     pub samples: usize,
+    /// The rule: Gauss for d ≤ 3, scrambled Sobol above, unless asked.
+    pub quadrature: Quadrature,
     pub lr: f64,
     pub seed: u64,
     /// Initial Levenberg–Marquardt damping of the natural gradient (relative to the
@@ -62,18 +76,25 @@ pub struct Options {
 /// Rules smaller than this are evaluated on one core (splitting costs more than it saves).
 const MIN_PARALLEL_POINTS: usize = 256;
 
-const OPTIONS: [&str; 10] = [
+const OPTIONS: [&str; 11] = [
     "width",
     "activation",
     "method",
     "steps",
     "samples",
+    "quadrature",
     "lr",
     "seed",
     "damping",
     "warmup",
     "max_time",
 ];
+
+/// Checks the options of `using barron(...)` for a pde block in `d` dimensions (so `optc
+/// check` reports them, not only the run).
+pub(crate) fn check_options(spec: &MethodSpec, d: usize) -> Result<(), Diagnostic> {
+    options(Some(spec), d).map(|_| ())
+}
 
 fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
     let mut o = Options {
@@ -82,12 +103,26 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
         method: Method::Auto,
         steps: 200,
         samples: if d <= 3 { 1024 } else { 2048 },
+        quadrature: if d <= 3 {
+            Quadrature::Gauss
+        } else {
+            Quadrature::Sobol
+        },
         lr: 1e-2,
         seed: 1,
         damping: 1e-3,
         warmup: 20,
         max_time: 0.0,
     };
+    let given = |name: &str| spec.is_some_and(|s| s.options.iter().any(|(n, ..)| n == name));
+    // Above three dimensions the default is Adam on fresh Sobol points: the natural
+    // gradients' dense metric costs more per step than it gains on a changing rule.
+    let high = d > 3 && !given("method");
+    if high {
+        o.method = Method::Adam;
+        o.steps = 2000;
+        o.lr = 0.03;
+    }
     let Some(spec) = spec else { return Ok(o) };
     if spec.name != "barron" {
         return Err(Diagnostic::error(
@@ -123,6 +158,14 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
             "lr" => o.lr = positive("1e-2")?,
             "damping" => o.damping = positive("1e-3")?,
             "max_time" => o.max_time = positive("60")?,
+            "quadrature" => {
+                o.quadrature = match value {
+                    OptValue::Name(s) if s == "gauss" => Quadrature::Gauss,
+                    OptValue::Name(s) if s == "sobol" => Quadrature::Sobol,
+                    OptValue::Name(s) if s == "monte_carlo" => Quadrature::MonteCarlo,
+                    _ => return Err(bad("gauss, sobol or monte_carlo", "sobol")),
+                }
+            }
             "activation" => {
                 let s = match value {
                     OptValue::Name(s) => s.as_str(),
@@ -151,6 +194,17 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
                     "barron", name, *span, &OPTIONS,
                 ))
             }
+        }
+    }
+    if o.quadrature == Quadrature::Gauss {
+        let per = ((o.samples as f64).powf(1.0 / d as f64).round()).max(2.0);
+        if per.powi(d as i32) > 1e7 {
+            return Err(Diagnostic::error(
+                Code::BadArgument,
+                format!("a tensor Gauss rule in {d} dimensions has at least {per}^{d} points"),
+            )
+            .at(spec.span, "too many points")
+            .help("use `quadrature = sobol` in high dimensions"));
         }
     }
     Ok(o)
@@ -449,16 +503,35 @@ fn fault(what: &str, m: String, span: Span) -> Diagnostic {
         .help("try a smaller lr, more damping, or another activation")
 }
 
-/// The integration rule: points (n × d, row-major) and weights.
+/// The integration rule: points (n × d, row-major) and weights, and its name. A Gauss rule
+/// has `samples` rounded to a power of d points, a Sobol rule to a power of two.
 fn rule(src: &PdeSource, o: &Options, rng: &mut Rng) -> (Vec<f64>, Vec<f64>, String) {
     let d = src.dim;
-    if d <= 3 {
-        let per = ((o.samples as f64).powf(1.0 / d as f64).round() as usize).max(2);
-        let (p, w) = tensor_gauss(per, &src.lo, &src.hi);
-        (p, w, format!("gauss({per}^{d})"))
+    match o.quadrature {
+        Quadrature::Gauss => {
+            let per = ((o.samples as f64).powf(1.0 / d as f64).round() as usize).max(2);
+            let (p, w) = tensor_gauss(per, &src.lo, &src.hi);
+            (p, w, format!("gauss({per}^{d})"))
+        }
+        Quadrature::Sobol => {
+            let (p, w) = scrambled_sobol(sobol_size(o.samples), &src.lo, &src.hi, rng);
+            let name = format!("sobol({})", w.len());
+            (p, w, name)
+        }
+        Quadrature::MonteCarlo => {
+            let (p, w) = monte_carlo(o.samples, &src.lo, &src.hi, rng);
+            (p, w, format!("monte_carlo({})", o.samples))
+        }
+    }
+}
+
+/// Points of a Sobol rule: the power of two nearest to `samples` (on a log scale).
+fn sobol_size(samples: usize) -> usize {
+    let up = samples.next_power_of_two();
+    if up / 2 >= 1 && (samples as f64 / (up / 2) as f64) < (up as f64 / samples as f64) {
+        up / 2
     } else {
-        let (p, w) = monte_carlo(o.samples, &src.lo, &src.hi, rng);
-        (p, w, format!("monte_carlo({})", o.samples))
+        up
     }
 }
 
@@ -501,7 +574,8 @@ pub fn train(
     let mut rng = Rng(o.seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed);
     let (pts, wts, quadrature) = rule(&src, &o, &mut rng);
     let s = wts.len();
-    let fresh = d > 3;
+    // Random rules are drawn afresh every step.
+    let fresh = o.quadrature != Quadrature::Gauss;
     let start = Instant::now();
     // Parts of the rule evaluated in parallel; random features solve on one state.
     let threads = if o.method == Method::RandomFeatures || s < MIN_PARALLEL_POINTS {
@@ -580,7 +654,7 @@ pub fn train(
             break;
         }
         if fresh {
-            let (pts, wts) = monte_carlo(o.samples, &src.lo, &src.hi, &mut rng);
+            let (pts, wts, _) = rule(&src, &o, &mut rng);
             energy.set_rule(&pts, &wts)?;
             e = energy.value(&theta, Some(&mut grad))?;
         }
@@ -668,7 +742,7 @@ pub fn train(
     let (energy_final, stderr) = if fresh {
         let mut vals = Vec::new();
         for _ in 0..8 {
-            let (pts, wts) = monte_carlo(o.samples, &src.lo, &src.hi, &mut rng);
+            let (pts, wts, _) = rule(&src, &o, &mut rng);
             energy.set_rule(&pts, &wts)?;
             vals.push(energy.value(&theta, None)?);
         }
