@@ -63,23 +63,28 @@ fn main() {
         "width = 32, samples = 1024, steps = 3000, method = adam".into(),
     ));
     if !quick {
-        let adam =
-            |steps: usize| format!("samples = 2048, steps = {steps}, method = adam, lr = 0.03");
+        // Above three dimensions: Adam on scrambled Sobol points (the default), with Monte
+        // Carlo and the energy natural gradient for comparison.
+        let adam = |w: usize, n: usize, steps: usize, q: &str| {
+            format!(
+                "width = {w}, samples = {n}, steps = {steps}, method = adam, lr = 0.03, \
+                 quadrature = {q}"
+            )
+        };
+        rows.push((0, 5, adam(64, 2048, 2000, "sobol")));
+        rows.push((1, 5, adam(64, 2048, 2000, "sobol")));
         rows.push((
             0,
             5,
-            format!("width = 64, samples = 4096, steps = 60, method = {eng}"),
+            format!("width = 32, samples = 2048, steps = 40, method = {eng}"),
         ));
-        rows.push((0, 5, format!("width = 64, {}", adam(1000))));
-        rows.push((1, 5, format!("width = 64, {}", adam(1000))));
-        rows.push((0, 10, format!("width = 64, {}", adam(1000))));
-        rows.push((1, 10, format!("width = 64, {}", adam(1000))));
-        rows.push((0, 20, format!("width = 64, {}", adam(500))));
-        rows.push((
-            0,
-            100,
-            "width = 32, samples = 1024, steps = 100, method = adam, lr = 0.03".into(),
-        ));
+        rows.push((0, 10, adam(64, 2048, 2000, "monte_carlo")));
+        rows.push((0, 10, adam(64, 2048, 2000, "sobol")));
+        rows.push((1, 10, adam(64, 2048, 2000, "sobol")));
+        rows.push((2, 10, adam(64, 2048, 2000, "sobol")));
+        rows.push((0, 10, adam(64, 2048, 5000, "sobol")));
+        rows.push((0, 20, adam(64, 2048, 1000, "sobol")));
+        rows.push((0, 100, adam(32, 1024, 300, "sobol")));
     }
     println!(
         "| problem | d | method | width | points | steps | relative L² | relative H¹ | seconds |"

@@ -441,7 +441,16 @@ fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value 
         if let Some(e) = p.rel_h1 {
             o.insert("rel_h1".into(), crate::report::num(e));
         }
+        o.insert("el_residual".into(), crate::report::num(p.el_residual));
+        if let Some(e) = p.el_residual_rel {
+            o.insert("el_residual_rel".into(), crate::report::num(e));
+        }
         o.insert("time_s".into(), crate::report::num(p.time_s));
+        o.insert("activation".into(), p.activation.into());
+        o.insert(
+            "weights".into(),
+            Value::Array(p.weights.iter().map(|w| crate::report::num(*w)).collect()),
+        );
         if !p.sensitivities.is_empty() {
             let mut m = Map::new();
             for (name, v) in &p.sensitivities {
@@ -604,6 +613,15 @@ fn print_report(r: &RunReport) {
         if let (Some(l2), Some(h1)) = (p.rel_l2, p.rel_h1) {
             let _ = writeln!(out, "  relative L² error {l2:.3e}, H¹ error {h1:.3e}");
         }
+        let rel = match p.el_residual_rel {
+            Some(r) => format!(" ({r:.3e} of f)"),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  Euler–Lagrange residual (rms) {:.3e}{rel}",
+            p.el_residual
+        );
         for (name, v) in &p.sensitivities {
             let _ = writeln!(out, "  dE/d({name}) = {}", crate::report::fmt_num(*v));
         }

@@ -28,6 +28,15 @@ impl Activation {
             _ => return None,
         })
     }
+    /// The name a file writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Tanh => "tanh",
+            Activation::Cos => "cos",
+            Activation::Softplus => "softplus",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
     /// σ(z) and σ'(z) as expressions of the text `z`.
     fn forms(self, z: &str) -> (String, String) {
         match self {
@@ -292,6 +301,53 @@ pub fn energy_program(
         "let nn_Cpp = [grad(sum(s in 1..nn_S) nn_Lp[s, j], nn_PG) for j in 1..{d}]"
     );
     s + &objective
+}
+
+/// The energy program with the Euler–Lagrange residual of the network at its points:
+/// `nn_R[s]` = −div ∂L/∂p + ∂L/∂u − f at x_s, with
+/// div ∂L/∂p = Σ_k ∂_{x_k}L_{p_k} + L_{p_k u} ∂_k u + Σ_j L_{p_k p_j} ∂_j∂_k u.
+/// Each point's u and ∇u depend on its own coordinates only, so the Hessian of u is the
+/// gradient of Σ_s (∇u)_{s,j} in `nn_X`; L's derivatives are taken at params `nn_PU`,
+/// `nn_PG`, which the caller sets to the network's u and ∇u. `nn_F` is f at the points.
+pub fn residual_program(src: &PdeSource, samples: usize, width: usize, act: Activation) -> String {
+    let d = src.dim;
+    let mut s = energy_program(src, samples, width, act, Extras::None);
+    let xt = format!("[nn_X[t, k] for k in 1..{d}]");
+    let _ = writeln!(s, "param nn_PU: real[nn_S] = 0");
+    let _ = writeln!(s, "param nn_PG: real[nn_S, {d}] = 0");
+    let _ = writeln!(
+        s,
+        "let nn_Lsum = sum(t in 1..nn_S) {}({xt}, nn_PU[t], [nn_PG[t, k] for k in 1..{d}])",
+        src.lagrangian
+    );
+    let _ = writeln!(s, "let nn_Lu = grad(nn_Lsum, nn_PU)");
+    let _ = writeln!(s, "let nn_Lp = grad(nn_Lsum, nn_PG)");
+    let _ = writeln!(s, "let nn_Cup = grad(sum(s in 1..nn_S) nn_Lu[s], nn_PG)");
+    for (name, of, wrt) in [
+        ("nn_Cpp", "nn_Lp", "nn_PG"),
+        ("nn_Lpx", "nn_Lp", "nn_X"),
+        ("nn_Hu", "nn_G", "nn_X"),
+    ] {
+        let _ = writeln!(
+            s,
+            "let {name} = [grad(sum(s in 1..nn_S) {of}[s, j], {wrt}) for j in 1..{d}]"
+        );
+    }
+    let x = row(d);
+    let f = match &src.source {
+        Some(f) => {
+            let _ = writeln!(s, "let nn_F = [{f}({x}) for s in 1..nn_S]");
+            " - nn_F[s]"
+        }
+        None => "",
+    };
+    let _ = writeln!(
+        s,
+        "let nn_R = [-(sum(k in 1..{d}) (nn_Lpx[k, s, k] + nn_Cup[s, k]*nn_G[s, k]) \
+         + sum(j in 1..{d}, k in 1..{d}) nn_Cpp[k, s, j]*nn_Hu[j, s, k]) + nn_Lu[s]{f} \
+         for s in 1..nn_S]"
+    );
+    s
 }
 
 /// Checks ∂²L/∂p² for positive semidefiniteness at sampled points of the domain (u and p

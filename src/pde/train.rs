@@ -244,6 +244,16 @@ pub struct PdeReport {
     /// dE/dα for each scalar param α of the file, by implicit differentiation of the
     /// trained outer weights (random features only).
     pub sensitivities: Vec<(String, f64)>,
+    /// Root-mean-square Euler–Lagrange residual −div ∂L/∂p + ∂L/∂u − f of the trained
+    /// network (weighted by the rule).
+    pub el_residual: f64,
+    /// The same relative to the root-mean-square of f (when the block has a source).
+    pub el_residual_rel: Option<f64>,
+    /// The hidden units' activation.
+    pub activation: &'static str,
+    /// The trained weights: W (width × d, row-major), b, a, c. With a Dirichlet boundary
+    /// they are N's in u = g + φ·N.
+    pub weights: Vec<f64>,
 }
 
 /// The compiled energy, with compiled values of the network (and of the exact solution)
@@ -463,6 +473,45 @@ impl Energy {
             .map(|part| run_state(fns, f, theta, &part.state, self.span))
             .collect()
     }
+}
+
+/// The root-mean-square Euler–Lagrange residual of the network with `weights` on the rule
+/// (`pts`, `wts`), and the root-mean-square of f there (when there is a source).
+fn el_residual(
+    model: &Model,
+    src: &PdeSource,
+    o: &Options,
+    weights: &[f64],
+    pts: &[f64],
+    wts: &[f64],
+    span: Span,
+) -> Result<(f64, Option<f64>), Diagnostic> {
+    let n = wts.len();
+    let program = source::residual_program(src, n, o.width, o.activation);
+    let mut m = source::compile(model, &program, span)?;
+    m.system_fns()?;
+    set(&mut m, "nn_X", pts, span)?;
+    set(&mut m, "nn_q", wts, span)?;
+    let uv = [let_expr(&mut m, "nn_U")?, let_expr(&mut m, "nn_G")?];
+    let values = m.compile_values(&uv)?;
+    let mut outs = vec![let_expr(&mut m, "nn_R")?];
+    if src.source.is_some() {
+        outs.push(let_expr(&mut m, "nn_F")?);
+    }
+    let residual = m.compile_values(&outs)?;
+    fn fns(m: &Model) -> Result<&crate::compiled::SystemFns, Diagnostic> {
+        m.fns()
+            .ok_or_else(|| Diagnostic::error(Code::Unsupported, "residual not compiled"))
+    }
+    let v = run_state(fns(&m)?, &values, weights, m.state(), span)?;
+    set(&mut m, "nn_PU", &v[0], span)?;
+    set(&mut m, "nn_PG", &v[1], span)?;
+    let r = run_state(fns(&m)?, &residual, weights, m.state(), span)?;
+    let total: f64 = wts.iter().sum();
+    let rms = |v: &[f64]| {
+        (v.iter().zip(wts).map(|(x, q)| q * x * x).sum::<f64>() / total.max(1e-300)).sqrt()
+    };
+    Ok((rms(&r[0]), r.get(1).map(|f| rms(f))))
 }
 
 /// Runs compiled values at θ in a given state.
@@ -772,6 +821,24 @@ pub fn train(
         }
         None => (None, None, None),
     };
+    // All the network's weights (W, b, a, c): with random features θ holds only (a, c).
+    let weights: Vec<f64> = if o.method == Method::RandomFeatures {
+        w.iter().chain(&b).chain(&theta).copied().collect()
+    } else {
+        theta.clone()
+    };
+    // The Euler–Lagrange residual on the training rule (a Gauss rule), or on a fresh rule of
+    // at most 1024 points.
+    let (el_residual, source_rms) = if fresh {
+        let small = Options {
+            samples: o.samples.min(1024),
+            ..o.clone()
+        };
+        let (p, q, _) = rule(&src, &small, &mut rng);
+        el_residual(model, &src, &o, &weights, &p, &q, span)?
+    } else {
+        el_residual(model, &src, &o, &weights, &pts, &wts, span)?
+    };
     let report = PdeReport {
         name: pde.name.clone(),
         dim: d,
@@ -788,6 +855,10 @@ pub fn train(
         time_s,
         history,
         sensitivities,
+        el_residual,
+        el_residual_rel: source_rms.map(|f| el_residual / f.max(1e-300)),
+        activation: o.activation.name(),
+        weights,
     };
     let warning = match (warning, timed_out) {
         (w, false) => w,
