@@ -321,3 +321,42 @@ fn the_euler_lagrange_residual_matches_an_independent_computation() {
     let rel = r.el_residual_rel.expect("a source");
     assert!((rel - r.el_residual / (7.0f64 / 3.0).sqrt()).abs() <= 1e-12 * rel);
 }
+
+#[test]
+fn a_saved_network_reloads_to_the_same_energy() {
+    // Train, write the network's file form, read it back, and evaluate it with 0 steps: the
+    // energy on the same Gauss rule is the trained one. A network of another width is
+    // refused with a diagnostic at the solve.
+    let trained = train(&problem(1, true, "width = 8, samples = 48, steps = 40"));
+    let net = optc::pde::Network::from_json(&optc::pde::Network::from_report(&trained).to_json())
+        .expect("reads back");
+    let run_with = |using: &str| {
+        let mut model =
+            Model::compile(&problem(1, true, using), &CompileOptions::default()).expect("compiles");
+        optc::run::execute(
+            &mut model,
+            &optc::run::RunOptions {
+                quiet: true,
+                networks: vec![net.clone()],
+                ..Default::default()
+            },
+            &mut std::io::sink(),
+        )
+    };
+    let r = run_with("width = 8, samples = 48, steps = 0");
+    let e = r.pde[0].energy;
+    assert!(
+        (e - trained.energy).abs() <= 1e-12 * e.abs(),
+        "{e} vs {}",
+        trained.energy
+    );
+    assert_eq!(r.pde[0].weights, trained.weights);
+    let r = run_with("width = 9, samples = 48, steps = 0");
+    assert_eq!(r.exit_code(), 1);
+    assert_eq!(r.diagnostics[0].code.as_str(), "E0313");
+    assert!(
+        r.diagnostics[0].message.contains("width 8"),
+        "{}",
+        r.diagnostics[0].message
+    );
+}

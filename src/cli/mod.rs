@@ -47,6 +47,13 @@ enum Command {
         /// Draw the convergence history (SVG).
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
+        /// Write the network a pde solve trained (JSON).
+        #[arg(long, value_name = "FILE.json")]
+        save: Option<PathBuf>,
+        /// Start pde training from a network written by --save (with `steps = 0`: only
+        /// report on it).
+        #[arg(long, value_name = "FILE.json")]
+        load: Option<PathBuf>,
     },
     /// Print a derived form of the file.
     Emit {
@@ -116,6 +123,8 @@ pub fn main() -> i32 {
             check_derivatives,
             trace,
             plot,
+            save,
+            load,
         } => run_cmd(
             &file,
             &common,
@@ -125,6 +134,8 @@ pub fn main() -> i32 {
                 check_derivatives,
                 trace,
                 plot,
+                save,
+                load,
             },
         ),
         Command::Emit { file, what, common } => emit::emit(&file, &what, &common),
@@ -281,10 +292,45 @@ struct RunFlags {
     check_derivatives: bool,
     trace: Option<PathBuf>,
     plot: Option<PathBuf>,
+    save: Option<PathBuf>,
+    load: Option<PathBuf>,
+}
+
+/// The pde names of the `--load` network (read again only for its name; errors were
+/// reported before the run).
+fn networks_loaded(flags: &RunFlags) -> Vec<String> {
+    flags
+        .load
+        .as_deref()
+        .and_then(|p| load_network(p).ok())
+        .map(|n| vec![n.pde])
+        .unwrap_or_default()
+}
+
+/// The network of `--load FILE`.
+fn load_network(path: &std::path::Path) -> Result<crate::pde::Network, Diagnostic> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostic::error(
+            Code::DataMissing,
+            format!("--load {}: cannot read it: {e}", path.display()),
+        )
+        .help("give the path of a file written by `optc run --save`")
+    })?;
+    crate::pde::Network::from_json(&text).map_err(|e| {
+        Diagnostic::error(
+            Code::DataJson,
+            format!("--load {}: not a network: {e}", path.display()),
+        )
+        .help("networks are written by `optc run FILE --save net.json`")
+    })
 }
 
 fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
     let (quiet, check_derivatives) = (flags.quiet, flags.check_derivatives);
+    let networks = match flags.load.as_deref().map(load_network).transpose() {
+        Ok(n) => n.into_iter().collect(),
+        Err(d) => return usage_error(d, common.json),
+    };
     if let Some(p) = &flags.plot {
         if p.extension().is_none_or(|e| !e.eq_ignore_ascii_case("svg")) {
             return usage_error(
@@ -311,16 +357,51 @@ fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
         &RunOptions {
             quiet,
             check_derivatives,
+            networks,
         },
         &mut stderr,
     );
     let mut diags: Vec<Diagnostic> = model.warnings().to_vec();
     diags.extend(report.diagnostics.iter().cloned());
+    for n in &networks_loaded(flags) {
+        if !report.pde.iter().any(|p| p.name == *n) {
+            diags.push(
+                Diagnostic::warning(
+                    Code::UnknownName,
+                    format!("--load: the network is for pde `{n}`, which this run does not train"),
+                )
+                .help("load it with the file that declares that pde block"),
+            );
+        }
+    }
     if let (Some(p), Some(path)) = (report.pde.last(), &flags.plot) {
         if let Err(e) = crate::report::pde_svg(path, p) {
             diags.push(
                 Diagnostic::error(Code::Usage, e).help("check the folder exists and is writable"),
             );
+        }
+    }
+    if let Some(path) = &flags.save {
+        match report.pde.last() {
+            Some(p) => {
+                let net = crate::pde::Network::from_report(p);
+                if let Err(e) = std::fs::write(path, net.to_json() + "\n") {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::Usage,
+                            format!("cannot write --save {}: {e}", path.display()),
+                        )
+                        .help("check the folder exists and is writable"),
+                    );
+                }
+            }
+            None => diags.push(
+                Diagnostic::warning(
+                    Code::NothingToSolve,
+                    "--save: the file trains no network, so there is nothing to save",
+                )
+                .help("add `solve NAME using barron(...)` for a pde block"),
+            ),
         }
     }
     if let (Some(t), Some(path)) = (&report.tune, &flags.plot) {

@@ -8,11 +8,13 @@
 //! G = Jᵀ Q J as its Hessian: its Hessian-vector products build G for the natural-gradient
 //! step Δθ = −(G + μI)⁻¹ ∇E of Marwah et al.'s preconditioned method.
 
+mod network;
 mod quadrature;
 mod sobol;
 mod source;
 mod train;
 
+pub use network::Network;
 pub use source::euler_lagrange;
 pub(crate) use train::check_options;
 pub use train::{train, PdeReport};

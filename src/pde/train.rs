@@ -591,6 +591,7 @@ pub fn train(
     spec: Option<&MethodSpec>,
     span: Span,
     progress: bool,
+    init: Option<&super::Network>,
 ) -> Result<(PdeReport, Option<Diagnostic>), Diagnostic> {
     let pde = model
         .checked()
@@ -637,12 +638,51 @@ pub fn train(
     let mut energy = Energy::compile(model, &src, &o, chunk, span)?;
     energy.set_rule(&pts, &wts)?;
 
-    // Initial weights: hyperplanes through random points of the domain.
+    // Initial weights: a loaded network, or hyperplanes through random points of the domain.
     let h = o.width;
     let mut w = vec![0.0; h * d];
     let mut b = vec![0.0; h];
     let mut aa = vec![0.0; h];
-    for i in 0..h {
+    let mut c0 = 0.0;
+    if let Some(n) = init {
+        let mismatch = |what: &str, theirs: String, ours: String, fix: String| {
+            Diagnostic::error(
+                Code::BadArgument,
+                format!("the loaded network has {what} {theirs}; this solve has {ours}"),
+            )
+            .at(span, "the network does not fit")
+            .help(fix)
+        };
+        if n.dim != d {
+            return Err(mismatch(
+                "dimension",
+                n.dim.to_string(),
+                d.to_string(),
+                "load a network trained for this pde block".into(),
+            ));
+        }
+        if n.width != h {
+            return Err(mismatch(
+                "width",
+                n.width.to_string(),
+                h.to_string(),
+                format!("use `width = {}` in `barron(...)`", n.width),
+            ));
+        }
+        if n.activation != o.activation.name() {
+            return Err(mismatch(
+                "activation",
+                n.activation.clone(),
+                o.activation.name().into(),
+                format!("use `activation = {}` in `barron(...)`", n.activation),
+            ));
+        }
+        w.copy_from_slice(&n.weights[..h * d]);
+        b.copy_from_slice(&n.weights[h * d..h * d + h]);
+        aa.copy_from_slice(&n.weights[h * d + h..h * d + 2 * h]);
+        c0 = n.weights[h * d + 2 * h];
+    }
+    for i in (0..h).filter(|_| init.is_none()) {
         let mut dot = 0.0;
         for k in 0..d {
             let v = 2.0 * rng.normal() / ((src.hi[k] - src.lo[k]) * (d as f64).sqrt());
@@ -655,7 +695,7 @@ pub fn train(
     }
     let mut sensitivities = Vec::new();
     let mut theta: Vec<f64> = w.iter().chain(&b).chain(&aa).copied().collect();
-    theta.push(0.0);
+    theta.push(c0);
     if o.method == Method::RandomFeatures {
         theta = random_features(&mut energy, model, &w, &b, &aa, span, &mut sensitivities)?;
         energy.sync()?;

@@ -454,7 +454,7 @@ impl Session {
         span: Span,
         out: &mut dyn Write,
     ) {
-        match crate::pde::train(m, name, spec, span, false) {
+        match crate::pde::train(m, name, spec, span, false, None) {
             Ok((r, warning)) => {
                 if let Some(w) = warning {
                     self.fail(&w, Some(m), out);

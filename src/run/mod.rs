@@ -81,6 +81,9 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Run Taylor tests of the compiled derivatives before the requests.
     pub check_derivatives: bool,
+    /// Starting networks for `solve NAME using barron(...)`, matched by pde name
+    /// (`optc run --load`).
+    pub networks: Vec<crate::pde::Network>,
 }
 
 /// Everything a run produced, for text or JSON output.
@@ -253,7 +256,14 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                 target: Some(target),
                 method,
                 span,
-            } => match crate::pde::train(model, target, method.as_ref(), *span, !opts.quiet) {
+            } => match crate::pde::train(
+                model,
+                target,
+                method.as_ref(),
+                *span,
+                !opts.quiet,
+                opts.networks.iter().find(|n| &n.pde == target),
+            ) {
                 Ok((p, warning)) => {
                     if report.status == Status::Evaluated {
                         report.status = Status::Solved;
