@@ -212,7 +212,7 @@ fn the_energy_natural_gradient_solves_nonlinear_problems() {
 }
 
 #[test]
-fn random_features_and_the_implicit_derivative_of_the_energy() {
+fn random_features_and_the_implicit_derivatives_of_the_energy_and_of_u() {
     // P1 with the solution scaled by α: E*(α) = −α²(π² + 1)/4, so dE*/dα = −α(π² + 1)/2. The
     // outer weights solve a quadratic problem by Newton; dE/dα comes from the implicit
     // function theorem, and must match central differences of re-solved problems (the same
@@ -232,11 +232,24 @@ fn random_features_and_the_implicit_derivative_of_the_energy() {
     let (name, de) = r.sensitivities.first().cloned().expect("dE/dalpha");
     assert_eq!(name, "alpha");
     let h = 1e-4;
-    let fd = (train(&src(1.0 + h)).energy - train(&src(1.0 - h)).energy) / (2.0 * h);
+    let (up, down) = (train(&src(1.0 + h)), train(&src(1.0 - h)));
+    let fd = (up.energy - down.energy) / (2.0 * h);
     assert!(
         (de - fd).abs() < 1e-6 * fd.abs(),
         "implicit {de}, finite differences {fd}"
     );
+    // du/dα along the slice: central differences of the re-solved u, and the closed form
+    // du*/dα = cos(πx).
+    let (name, du) = r.slice_sensitivities.first().cloned().expect("du/dalpha");
+    assert_eq!(name, "alpha");
+    assert_eq!(du.len(), r.slice.len());
+    for (k, dk) in du.iter().enumerate() {
+        let x = r.slice[k].x;
+        let fd = (up.slice[k].u - down.slice[k].u) / (2.0 * h);
+        assert!((dk - fd).abs() < 1e-6, "x = {x}: {dk} vs {fd}");
+        let closed = (PI * x).cos();
+        assert!((dk - closed).abs() < 1e-2, "x = {x}: {dk} vs {closed}");
+    }
     let closed = -(PI * PI + 1.0) / 2.0;
     assert!(
         (de - closed).abs() < 1e-3 * closed.abs(),

@@ -375,10 +375,17 @@ fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
         }
     }
     if let (Some(p), Some(path)) = (report.pde.last(), &flags.plot) {
-        if let Err(e) = crate::report::pde_svg(path, p) {
-            diags.push(
-                Diagnostic::error(Code::Usage, e).help("check the folder exists and is writable"),
-            );
+        let slice = crate::report::slice_path(path);
+        for r in [
+            crate::report::pde_svg(path, p),
+            crate::report::pde_slice_svg(&slice, p),
+        ] {
+            if let Err(e) = r {
+                diags.push(
+                    Diagnostic::error(Code::Usage, e)
+                        .help("check the folder exists and is writable"),
+                );
+            }
         }
     }
     if let Some(path) = &flags.save {
@@ -529,6 +536,23 @@ fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value 
         o.insert("time_s".into(), crate::report::num(p.time_s));
         o.insert("activation".into(), p.activation.into());
         o.insert(
+            "slice".into(),
+            Value::Array(
+                p.slice
+                    .iter()
+                    .map(|s| {
+                        let mut m = Map::new();
+                        m.insert("x".into(), crate::report::num(s.x));
+                        m.insert("u".into(), crate::report::num(s.u));
+                        if let Some(e) = s.exact {
+                            m.insert("exact".into(), crate::report::num(e));
+                        }
+                        Value::Object(m)
+                    })
+                    .collect(),
+            ),
+        );
+        o.insert(
             "weights".into(),
             Value::Array(p.weights.iter().map(|w| crate::report::num(*w)).collect()),
         );
@@ -538,6 +562,16 @@ fn report_json(r: &RunReport, diags: &[Diagnostic], sources: &Sources) -> Value 
                 m.insert(name.clone(), crate::report::num(*v));
             }
             o.insert("sensitivities".into(), Value::Object(m));
+        }
+        if !p.slice_sensitivities.is_empty() {
+            let mut m = Map::new();
+            for (name, v) in &p.slice_sensitivities {
+                m.insert(
+                    name.clone(),
+                    Value::Array(v.iter().map(|x| crate::report::num(*x)).collect()),
+                );
+            }
+            o.insert("slice_sensitivities".into(), Value::Object(m));
         }
         o.insert(
             "history".into(),
@@ -705,6 +739,21 @@ fn print_report(r: &RunReport) {
         );
         for (name, v) in &p.sensitivities {
             let _ = writeln!(out, "  dE/d({name}) = {}", crate::report::fmt_num(*v));
+        }
+        for (name, v) in &p.slice_sensitivities {
+            // The slice's middle point is the centre of the domain.
+            if let (Some(du), Some(s)) = (v.get(v.len() / 2), p.slice.get(v.len() / 2)) {
+                let at = if p.dim == 1 {
+                    format!("x = {}", crate::report::fmt_num(s.x))
+                } else {
+                    "the centre".to_string()
+                };
+                let _ = writeln!(
+                    out,
+                    "  du/d({name}) at {at} = {}",
+                    crate::report::fmt_num(*du)
+                );
+            }
         }
     }
     if let Some(t) = &r.tune {

@@ -271,6 +271,23 @@ pub fn energy_program(
         ""
     };
     let objective = format!("{ridge}minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i}){penalty}\n");
+    if extras == Extras::FixedInner {
+        // u at probe points (the slice), for its implicit derivatives in the params.
+        let z = format!("sum(k in 1..{d}) nn_W[i, k]*nn_XP[t, k] + nn_b[i]");
+        let (sig, _) = act.forms(&z);
+        let n = format!("(sum(i in 1..nn_H) nn_a[i]*{sig} + nn_c)");
+        let xp = format!("[nn_XP[t, k] for k in 1..{d}]");
+        let u = if src.dirichlet {
+            format!("nn_g({xp}) + nn_phi({xp})*{n}")
+        } else {
+            n
+        };
+        let _ = writeln!(
+            s,
+            "dim nn_P = {}\nparam nn_XP: real[nn_P, {d}] = 0\nlet nn_UP = [{u} for t in 1..nn_P]",
+            super::train::SLICE_POINTS
+        );
+    }
     if !second_order {
         return s + &objective;
     }

@@ -210,6 +210,17 @@ fn options(spec: Option<&MethodSpec>, d: usize) -> Result<Options, Diagnostic> {
     Ok(o)
 }
 
+/// A point of the 1-D slice through the domain (x₁ varies, the rest at the centre).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlicePoint {
+    /// x₁.
+    pub x: f64,
+    /// The trained u there.
+    pub u: f64,
+    /// The exact solution there, when given.
+    pub exact: Option<f64>,
+}
+
 /// What training produced (the JSON `pde` field).
 #[derive(Clone, Debug)]
 pub struct PdeReport {
@@ -251,6 +262,11 @@ pub struct PdeReport {
     pub el_residual_rel: Option<f64>,
     /// The hidden units' activation.
     pub activation: &'static str,
+    /// u along x₁ with the other coordinates at the centre of the domain.
+    pub slice: Vec<SlicePoint>,
+    /// du/dα at the slice's points for each scalar param α, by implicit differentiation of
+    /// the trained outer weights (random features only).
+    pub slice_sensitivities: Vec<(String, Vec<f64>)>,
     /// The trained weights: W (width × d, row-major), b, a, c. With a Dirichlet boundary
     /// they are N's in u = g + φ·N.
     pub weights: Vec<f64>,
@@ -475,6 +491,42 @@ impl Energy {
     }
 }
 
+/// Points of the 1-D slice of the domain: x₁ over its range, the other coordinates at the
+/// centre.
+pub(crate) const SLICE_POINTS: usize = 101;
+
+fn slice_points(src: &PdeSource) -> Vec<f64> {
+    let d = src.dim;
+    let mut pts = Vec::with_capacity(SLICE_POINTS * d);
+    for k in 0..SLICE_POINTS {
+        let t = k as f64 / (SLICE_POINTS - 1) as f64;
+        pts.push(src.lo[0] + t * (src.hi[0] - src.lo[0]));
+        for j in 1..d {
+            pts.push(0.5 * (src.lo[j] + src.hi[j]));
+        }
+    }
+    pts
+}
+
+/// u (and the exact solution) along the slice.
+fn slice(en: &Energy, theta: &[f64], src: &PdeSource) -> Result<Vec<SlicePoint>, Diagnostic> {
+    let pts = slice_points(src);
+    let fns = en.fns()?;
+    let mut out = Vec::with_capacity(SLICE_POINTS);
+    for part in en.split(&pts, &[0.0; SLICE_POINTS])? {
+        let v = run_state(fns, &en.values, theta, &part.state, en.span)?;
+        for k in 0..part.valid {
+            let x = part.state.params[param_index(&en.model, "nn_X")?][k * src.dim];
+            out.push(SlicePoint {
+                x,
+                u: v[0][k],
+                exact: v.get(2).map(|e| e[k]),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The root-mean-square Euler–Lagrange residual of the network with `weights` on the rule
 /// (`pts`, `wts`), and the root-mean-square of f there (when there is a source).
 fn el_residual(
@@ -694,10 +746,14 @@ pub fn train(
         aa[i] = 0.1 * rng.normal() / (h as f64).sqrt();
     }
     let mut sensitivities = Vec::new();
+    let mut slice_sensitivities = Vec::new();
     let mut theta: Vec<f64> = w.iter().chain(&b).chain(&aa).copied().collect();
     theta.push(c0);
     if o.method == Method::RandomFeatures {
-        theta = random_features(&mut energy, model, &w, &b, &aa, span, &mut sensitivities)?;
+        let f = random_features(&mut energy, model, [&w, &b, &aa], &slice_points(&src), span)?;
+        theta = f.theta;
+        sensitivities = f.energy;
+        slice_sensitivities = f.slice;
         energy.sync()?;
     }
     let p = theta.len();
@@ -898,6 +954,8 @@ pub fn train(
         el_residual,
         el_residual_rel: source_rms.map(|f| el_residual / f.max(1e-300)),
         activation: o.activation.name(),
+        slice: slice(&energy, &theta, &src)?,
+        slice_sensitivities,
         weights,
     };
     let warning = match (warning, timed_out) {
@@ -923,16 +981,16 @@ pub fn train(
 fn random_features(
     en: &mut Energy,
     file: &Model,
-    w: &[f64],
-    b: &[f64],
-    a: &[f64],
+    [w, b, a]: [&[f64]; 3],
+    probes: &[f64],
     span: Span,
-    sens: &mut Vec<(String, f64)>,
-) -> Result<Vec<f64>, Diagnostic> {
+) -> Result<Features, Diagnostic> {
+    let (mut sens, mut slice_sens) = (Vec::new(), Vec::new());
     let m = &mut en.model;
     let internal = |e: String| Diagnostic::error(Code::Unsupported, e).at(span, "here");
     set(m, "nn_W", w, span)?;
     set(m, "nn_b", b, span)?;
+    set(m, "nn_XP", probes, span)?;
     m.set_var("nn_a", a).map_err(internal)?;
     // Random features are nearly collinear: the Hessian in (a, c) is ill-conditioned, and
     // one Newton step (exact for a quadratic energy) leaves a residual of κ·ε. A tolerance
@@ -955,6 +1013,13 @@ fn random_features(
         .as_ref()
         .map(|o| o.expr.clone())
         .ok_or_else(|| internal("no energy".into()))?;
+    let probe_u = m
+        .checked()
+        .lets
+        .iter()
+        .find(|l| l.name == "nn_UP")
+        .map(|l| l.expr.clone())
+        .ok_or_else(|| internal("no probe values".into()))?;
     for p in &file.checked().params {
         if !p.shape.is_empty() {
             continue;
@@ -962,12 +1027,26 @@ fn random_features(
         if let Some(id) = m.checked().param_by_name(&p.name) {
             let d = m.derive(&objective, "E", id, 1, None, span)?;
             sens.push((p.name.clone(), d.value[0]));
+            let du = m.derive(&probe_u, "u", id, 1, None, span)?;
+            slice_sens.push((p.name.clone(), du.value));
         }
     }
     let (Some(sys), Some(fns)) = (m.system(), m.fns()) else {
         return Err(internal("network not compiled".into()));
     };
-    Ok(fns.pack(sys, m.state()))
+    Ok(Features {
+        theta: fns.pack(sys, m.state()),
+        energy: sens,
+        slice: slice_sens,
+    })
+}
+
+/// What the random-features solve gives: the outer weights (a, c), dE/dα and du/dα along the
+/// slice for each scalar param α.
+struct Features {
+    theta: Vec<f64>,
+    energy: Vec<(String, f64)>,
+    slice: Vec<(String, Vec<f64>)>,
 }
 
 /// The natural-gradient metric at θ from the compiled Jacobians of the network's values and

@@ -198,6 +198,46 @@ pub fn pde_svg(path: &std::path::Path, p: &crate::pde::PdeReport) -> Result<(), 
     )
 }
 
+/// u along the slice x = (x₁, centre…) against the exact solution, as an SVG plot.
+pub fn pde_slice_svg(path: &std::path::Path, p: &crate::pde::PdeReport) -> Result<(), String> {
+    let mut series = vec![plot::Series {
+        name: "trained u",
+        points: p.slice.iter().map(|s| (s.x, s.u)).collect(),
+    }];
+    if p.slice.iter().all(|s| s.exact.is_some()) {
+        series.push(plot::Series {
+            name: "exact u",
+            points: p
+                .slice
+                .iter()
+                .filter_map(|s| Some((s.x, s.exact?)))
+                .collect(),
+        });
+    }
+    let rest = if p.dim > 1 {
+        ", the other coordinates at the centre"
+    } else {
+        ""
+    };
+    plot::line_plot_svg(
+        path,
+        &format!("pde {}: u along x1{rest}", p.name),
+        "x1",
+        "u",
+        &series,
+        false,
+    )
+}
+
+/// Where `--plot FILE.svg` puts the slice of a pde solution: `FILE_slice.svg`.
+pub fn slice_path(plot: &std::path::Path) -> std::path::PathBuf {
+    let stem = plot
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plot".into());
+    plot.with_file_name(format!("{stem}_slice.svg"))
+}
+
 /// The outer objective of a `tune` against its iteration, as an SVG plot (`--plot`).
 pub fn tune_svg(path: &std::path::Path, t: &crate::run::TuneReport) -> Result<(), String> {
     let series = vec![plot::Series {
