@@ -373,3 +373,27 @@ fn a_saved_network_reloads_to_the_same_energy() {
         r.diagnostics[0].message
     );
 }
+
+#[test]
+fn a_periodic_boundary_trains_fourier_features() {
+    // −u'' + u = f on [0, 1] with u* = sin 2πx + ½ cos 2πx: periodic, but u*'(0) = 2π ≠ 0,
+    // so only the periodic problem has u* as its solution. Fourier features reach it; the
+    // same block with a Neumann boundary converges to another function.
+    let src = |boundary: &str| {
+        format!(
+            "pde ring {{\n  domain cube(1)\n  lagrangian L(x, u, p) = 0.5*dot(p, p) + 0.5*u^2\n  \
+             exact us(x) = sin(2*pi*x[1]) + 0.5*cos(2*pi*x[1])\n  \
+             source f(x) = (4*pi^2 + 1)*us(x)\n  boundary {boundary}\n}}\n\
+             solve ring using barron(width = 8, samples = 64)\n"
+        )
+    };
+    let p = train(&src("periodic"));
+    assert!(p.periodic);
+    assert_eq!(p.weights.len(), 8 * 2 + 8 + 8 + 1);
+    assert!(p.rel_l2.expect("exact") < 1e-4, "{:?}", p.rel_l2);
+    // The network is periodic: u(0) = u(1) on the slice.
+    let (first, last) = (p.slice[0].u, p.slice[p.slice.len() - 1].u);
+    assert!((first - last).abs() < 1e-12, "{first} vs {last}");
+    let n = train(&src("neumann"));
+    assert!(n.rel_l2.expect("exact") > 0.5, "{:?}", n.rel_l2);
+}

@@ -268,4 +268,10 @@ or use it.";
 "At some sampled (x, u, p) the Hessian ∂²L/∂p² of the pde block's Lagrangian is not positive
 semidefinite: the Euler–Lagrange equation may not be elliptic and the energy may have no
 minimum, so training can diverge or stall. The message gives the sampled point.";
+    CoarseRule = "W0904", File, "the integration rule is too coarse for the trained network",
+"The trained network's energy on a finer Gauss rule differs from its energy on the training
+rule by more than 1e-6 of its size: the network has found detail between the rule's points
+(it fits the quadrature, not the equation), and the reported errors may be far from the
+training energy's promise. Train with more points (`samples`), a smaller width, or Sobol
+points, which are drawn afresh every step.";
 }

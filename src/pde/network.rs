@@ -16,6 +16,13 @@ pub struct Network {
     pub width: usize,
     /// `tanh`, `cos`, `softplus` or `sigmoid`.
     pub activation: String,
+    /// Periodic boundary: the inputs are the Fourier features cos ω(x − lo), sin ω(x − lo)
+    /// (ω = 2π / (hi − lo)), and W has 2·dim columns (the cosines', then the sines').
+    pub fourier: bool,
+    /// The domain's corners (used by the Fourier features).
+    pub lo: Vec<f64>,
+    /// See `lo`.
+    pub hi: Vec<f64>,
     /// W (width × dim, row-major), b, a, c.
     pub weights: Vec<f64>,
 }
@@ -28,21 +35,53 @@ impl Network {
             dim: r.dim,
             width: r.width,
             activation: r.activation.to_string(),
+            fourier: r.periodic,
+            lo: r.lo.clone(),
+            hi: r.hi.clone(),
             weights: r.weights.clone(),
         }
     }
 
-    /// The file form: `{"pde", "dim", "width", "activation", "W", "b", "a", "c"}`.
+    /// Inputs of the hidden layer.
+    fn inputs(&self) -> usize {
+        if self.fourier {
+            2 * self.dim
+        } else {
+            self.dim
+        }
+    }
+
+    /// The hidden layer's inputs at x.
+    fn features(&self, x: &[f64]) -> Vec<f64> {
+        if !self.fourier {
+            return x.to_vec();
+        }
+        let arg =
+            |k: usize| 2.0 * std::f64::consts::PI * (x[k] - self.lo[k]) / (self.hi[k] - self.lo[k]);
+        let mut f: Vec<f64> = (0..self.dim).map(|k| arg(k).cos()).collect();
+        f.extend((0..self.dim).map(|k| arg(k).sin()));
+        f
+    }
+
+    /// The file form: `{"pde", "dim", "width", "activation", "features", "lo", "hi", "W",
+    /// "b", "a", "c"}`.
     pub fn to_json(&self) -> String {
-        let (h, d) = (self.width, self.dim);
+        let (h, d) = (self.width, self.inputs());
         let w = &self.weights;
         let rows: Vec<Value> = (0..h).map(|i| json!(w[i * d..(i + 1) * d])).collect();
         let v = json!({
             "pde": self.pde,
-            "dim": d,
+            "dim": self.dim,
             "width": h,
             "activation": self.activation,
-            "formula": "u(x) = sum_i a[i]*activation(W[i]·x + b[i]) + c",
+            "features": if self.fourier { "fourier" } else { "x" },
+            "lo": self.lo,
+            "hi": self.hi,
+            "formula": if self.fourier {
+                "u(x) = sum_i a[i]*activation(W[i]·[cos(t), sin(t)] + b[i]) + c, t = 2*pi*(x - lo)/(hi - lo)"
+            } else {
+                "u(x) = sum_i a[i]*activation(W[i]·x + b[i]) + c"
+            },
             "W": rows,
             "b": w[h * d..h * d + h],
             "a": w[h * d + h..h * d + 2 * h],
@@ -74,7 +113,29 @@ impl Network {
                 .collect()
         };
         let (dim, width) = (count("dim")?, count("width")?);
-        let mut weights = Vec::with_capacity(width * (dim + 2) + 1);
+        let fourier = match v.get("features").and_then(Value::as_str) {
+            None | Some("x") => false,
+            Some("fourier") => true,
+            Some(f) => return Err(format!("features `{f}` is not `x` or `fourier`")),
+        };
+        let corner = |k: &str, default: f64| -> Result<Vec<f64>, String> {
+            match v.get(k) {
+                None => Ok(vec![default; dim]),
+                Some(x) => {
+                    let c = numbers(x, k)?;
+                    if c.len() != dim {
+                        return Err(format!("`{k}` has {} entries; dim is {dim}", c.len()));
+                    }
+                    Ok(c)
+                }
+            }
+        };
+        let (lo, hi) = (corner("lo", 0.0)?, corner("hi", 1.0)?);
+        if lo.iter().zip(&hi).any(|(a, b)| a >= b) {
+            return Err("every `lo` entry must be below its `hi` entry".into());
+        }
+        let din = if fourier { 2 * dim } else { dim };
+        let mut weights = Vec::with_capacity(width * (din + 2) + 1);
         let rows = field("W")?.as_array().ok_or("`W` is not a list of rows")?;
         if rows.len() != width {
             return Err(format!("`W` has {} rows; width is {width}", rows.len()));
@@ -118,13 +179,17 @@ impl Network {
             dim,
             width,
             activation,
+            fourier,
+            lo,
+            hi,
             weights,
         })
     }
 
-    /// N(x) = Σᵢ aᵢ σ(wᵢ·x + bᵢ) + c.
+    /// N(x) = Σᵢ aᵢ σ(wᵢ·x + bᵢ) + c (wᵢ·features(x) with Fourier features).
     pub fn eval(&self, x: &[f64]) -> f64 {
-        let (h, d) = (self.width, self.dim);
+        let (h, d) = (self.width, self.inputs());
+        let x = self.features(x);
         let w = &self.weights;
         let sigma = |z: f64| match self.activation.as_str() {
             "cos" => z.cos(),
@@ -152,6 +217,9 @@ mod tests {
             dim: 2,
             width: 3,
             activation: "tanh".into(),
+            fourier: false,
+            lo: vec![0.0, 0.0],
+            hi: vec![1.0, 1.0],
             weights: (0..3 * 4 + 1).map(|k| k as f64 / 7.0 - 0.5).collect(),
         };
         let back = Network::from_json(&n.to_json()).expect("reads");

@@ -65,6 +65,37 @@ pub struct PdeSource {
     /// A hard Dirichlet condition u = g: the network is u = g + φ·N with φ vanishing on
     /// the boundary (`nn_g`, `nn_phi` are among the prefix's fns).
     pub dirichlet: bool,
+    /// A periodic boundary: the network sees Fourier features cos ω(x − lo), sin ω(x − lo)
+    /// (ω = 2π / period per axis) instead of x, so u is periodic by construction.
+    pub periodic: bool,
+}
+
+impl PdeSource {
+    /// Inputs of the hidden layer: d coordinates, or 2d Fourier features.
+    pub fn inputs(&self) -> usize {
+        if self.periodic {
+            2 * self.dim
+        } else {
+            self.dim
+        }
+    }
+
+    /// The hidden pre-activation of unit `i` at the point whose coordinate k is `x(k)`.
+    fn preactivation(&self, x: &dyn Fn(&str) -> String) -> String {
+        let d = self.dim;
+        if self.periodic {
+            let (c, s) = self.fourier(&x("k"));
+            format!("sum(k in 1..{d}) (nn_W[i, k]*{c} + nn_W[i, k + {d}]*{s}) + nn_b[i]")
+        } else {
+            format!("sum(k in 1..{d}) nn_W[i, k]*{} + nn_b[i]", x("k"))
+        }
+    }
+
+    /// cos and sin of ω_k (x_k − lo_k) for the coordinate text `xk` (axis index `k`).
+    fn fourier(&self, xk: &str) -> (String, String) {
+        let arg = format!("nn_OM[k]*({xk} - nn_LO[k])");
+        (format!("cos({arg})"), format!("sin({arg})"))
+    }
 }
 
 /// Collects the declarations a pde block's functions can see, and names its functions.
@@ -136,6 +167,7 @@ pub fn pde_source(model: &Model, pde: &Pde) -> Result<PdeSource, Diagnostic> {
         PdeDomain::Cube => (vec![0.0; d], vec![1.0; d]),
         PdeDomain::Box { lo, hi } => (lo.clone(), hi.clone()),
     };
+    let periodic = matches!(pde.boundary, PdeBoundary::Periodic);
     let dirichlet = match (&pde.boundary, boundary_g) {
         (PdeBoundary::Dirichlet { penalty: None, .. }, Some(g)) => {
             // g̃ = g extended inside by the same formula; φ = Π (x − lo)(hi − x).
@@ -160,6 +192,7 @@ pub fn pde_source(model: &Model, pde: &Pde) -> Result<PdeSource, Diagnostic> {
         source,
         exact,
         dirichlet,
+        periodic,
     })
 }
 
@@ -184,17 +217,43 @@ fn network(
     } else {
         ("nn_U", "nn_G")
     };
+    let din = src.inputs();
     let mut s = format!(
         "dim nn_S = {samples}, nn_H = {width}\n\
          param nn_X: real[nn_S, {d}] = 0\n\
          param nn_q: real[nn_S] = 0\n\
-         {inner} nn_W: real[nn_H, {d}] = 0\n\
+         {inner} nn_W: real[nn_H, {din}] = 0\n\
          {inner} nn_b: real[nn_H] = 0\n\
          var nn_a: real[nn_H]\n\
-         var nn_c\n\
-         let nn_Z = [sum(k in 1..{d}) nn_W[i, k]*nn_X[s, k] + nn_b[i] for s in 1..nn_S, i in 1..nn_H]\n\
-         let {u} = [sum(i in 1..nn_H) nn_a[i]*{sig} + nn_c for s in 1..nn_S]\n\
-         let {g} = [sum(i in 1..nn_H) nn_a[i]*{dsig}*nn_W[i, k] for s in 1..nn_S, k in 1..{d}]\n"
+         var nn_c\n"
+    );
+    if src.periodic {
+        let list = |v: Vec<f64>| {
+            let t: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
+            format!("[{}]", t.join(", "))
+        };
+        let om = (0..d)
+            .map(|k| 2.0 * std::f64::consts::PI / (src.hi[k] - src.lo[k]))
+            .collect();
+        let _ = writeln!(s, "param nn_OM: real[{d}] = {}", list(om));
+        let _ = writeln!(s, "param nn_LO: real[{d}] = {}", list(src.lo.clone()));
+    }
+    let z = src.preactivation(&|k| format!("nn_X[s, {k}]"));
+    let _ = writeln!(s, "let nn_Z = [{z} for s in 1..nn_S, i in 1..nn_H]");
+    let _ = writeln!(
+        s,
+        "let {u} = [sum(i in 1..nn_H) nn_a[i]*{sig} + nn_c for s in 1..nn_S]"
+    );
+    // ∂z/∂x_k: W[i, k], or for Fourier features ω_k (W[i, k + d] cos − W[i, k] sin).
+    let dz = if src.periodic {
+        let (c, sn) = src.fourier("nn_X[s, k]");
+        format!("nn_OM[k]*(nn_W[i, k + {d}]*{c} - nn_W[i, k]*{sn})")
+    } else {
+        "nn_W[i, k]".to_string()
+    };
+    let _ = writeln!(
+        s,
+        "let {g} = [sum(i in 1..nn_H) nn_a[i]*{dsig}*{dz} for s in 1..nn_S, k in 1..{d}]"
     );
     if src.dirichlet {
         // u = g + φ N, ∇u = ∇g + ∇φ N + φ ∇N; ∇g and ∇φ are symbolic gradients in x.
@@ -273,7 +332,7 @@ pub fn energy_program(
     let objective = format!("{ridge}minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i}){penalty}\n");
     if extras == Extras::FixedInner {
         // u at probe points (the slice), for its implicit derivatives in the params.
-        let z = format!("sum(k in 1..{d}) nn_W[i, k]*nn_XP[t, k] + nn_b[i]");
+        let z = src.preactivation(&|k| format!("nn_XP[t, {k}]"));
         let (sig, _) = act.forms(&z);
         let n = format!("(sum(i in 1..nn_H) nn_a[i]*{sig} + nn_c)");
         let xp = format!("[nn_XP[t, k] for k in 1..{d}]");

@@ -262,13 +262,20 @@ pub struct PdeReport {
     pub el_residual_rel: Option<f64>,
     /// The hidden units' activation.
     pub activation: &'static str,
+    /// A periodic boundary: the network's inputs are Fourier features of x.
+    pub periodic: bool,
+    /// The domain's lower corner.
+    pub lo: Vec<f64>,
+    /// The domain's upper corner.
+    pub hi: Vec<f64>,
     /// u along x₁ with the other coordinates at the centre of the domain.
     pub slice: Vec<SlicePoint>,
     /// du/dα at the slice's points for each scalar param α, by implicit differentiation of
     /// the trained outer weights (random features only).
     pub slice_sensitivities: Vec<(String, Vec<f64>)>,
-    /// The trained weights: W (width × d, row-major), b, a, c. With a Dirichlet boundary
-    /// they are N's in u = g + φ·N.
+    /// The trained weights: W (width × inputs, row-major: d coordinates, or with a periodic
+    /// boundary 2d Fourier features), b, a, c. With a Dirichlet boundary they are N's in
+    /// u = g + φ·N.
     pub weights: Vec<f64>,
 }
 
@@ -644,7 +651,7 @@ pub fn train(
     span: Span,
     progress: bool,
     init: Option<&super::Network>,
-) -> Result<(PdeReport, Option<Diagnostic>), Diagnostic> {
+) -> Result<(PdeReport, Vec<Diagnostic>), Diagnostic> {
     let pde = model
         .checked()
         .pdes
@@ -656,17 +663,16 @@ pub fn train(
                 .at(span, "here")
         })?;
     let supported = match &pde.boundary {
-        PdeBoundary::Neumann => true,
+        PdeBoundary::Neumann | PdeBoundary::Periodic => true,
         PdeBoundary::Dirichlet { penalty, .. } => penalty.is_none(),
-        PdeBoundary::Periodic => false,
     };
     if !supported {
         return Err(Diagnostic::warning(
             Code::NotYetAvailable,
-            "periodic and penalty-Dirichlet boundaries are not trained by this version",
+            "penalty-Dirichlet boundaries are not trained by this version",
         )
         .at(span, "skipped")
-        .help("use `boundary neumann` or a hard `boundary dirichlet(g)`"));
+        .help("use a hard `boundary dirichlet(g)` (no penalty)"));
     }
     let mut o = options(spec, pde.dim)?;
     o.max_time = model.options().limits.cap_seconds(o.max_time);
@@ -692,7 +698,8 @@ pub fn train(
 
     // Initial weights: a loaded network, or hyperplanes through random points of the domain.
     let h = o.width;
-    let mut w = vec![0.0; h * d];
+    let din = src.inputs();
+    let mut w = vec![0.0; h * din];
     let mut b = vec![0.0; h];
     let mut aa = vec![0.0; h];
     let mut c0 = 0.0;
@@ -700,14 +707,14 @@ pub fn train(
         let mismatch = |what: &str, theirs: String, ours: String, fix: String| {
             Diagnostic::error(
                 Code::BadArgument,
-                format!("the loaded network has {what} {theirs}; this solve has {ours}"),
+                format!("the loaded network has {what}{theirs}; this solve has {ours}"),
             )
             .at(span, "the network does not fit")
             .help(fix)
         };
         if n.dim != d {
             return Err(mismatch(
-                "dimension",
+                "dimension ",
                 n.dim.to_string(),
                 d.to_string(),
                 "load a network trained for this pde block".into(),
@@ -715,26 +722,50 @@ pub fn train(
         }
         if n.width != h {
             return Err(mismatch(
-                "width",
+                "width ",
                 n.width.to_string(),
                 h.to_string(),
                 format!("use `width = {}` in `barron(...)`", n.width),
             ));
         }
+        if n.fourier != src.periodic {
+            let name = |f: bool| {
+                if f {
+                    "Fourier features"
+                } else {
+                    "plain inputs"
+                }
+            };
+            return Err(mismatch(
+                "",
+                name(n.fourier).into(),
+                name(src.periodic).into(),
+                "load a network trained with the same boundary".into(),
+            ));
+        }
         if n.activation != o.activation.name() {
             return Err(mismatch(
-                "activation",
+                "activation ",
                 n.activation.clone(),
                 o.activation.name().into(),
                 format!("use `activation = {}` in `barron(...)`", n.activation),
             ));
         }
-        w.copy_from_slice(&n.weights[..h * d]);
-        b.copy_from_slice(&n.weights[h * d..h * d + h]);
-        aa.copy_from_slice(&n.weights[h * d + h..h * d + 2 * h]);
-        c0 = n.weights[h * d + 2 * h];
+        w.copy_from_slice(&n.weights[..h * din]);
+        b.copy_from_slice(&n.weights[h * din..h * din + h]);
+        aa.copy_from_slice(&n.weights[h * din + h..h * din + 2 * h]);
+        c0 = n.weights[h * din + 2 * h];
     }
     for i in (0..h).filter(|_| init.is_none()) {
+        if src.periodic {
+            // Features in [−1, 1]: weights of unit total scale, offsets of order one.
+            for m in 0..din {
+                w[i * din + m] = 2.0 * rng.normal() / (din as f64).sqrt();
+            }
+            b[i] = 0.5 * rng.normal();
+            aa[i] = 0.1 * rng.normal() / (h as f64).sqrt();
+            continue;
+        }
         let mut dot = 0.0;
         for k in 0..d {
             let v = 2.0 * rng.normal() / ((src.hi[k] - src.lo[k]) * (d as f64).sqrt());
@@ -817,7 +848,7 @@ pub fn train(
             }
             e = energy.value(&theta, Some(&mut grad))?;
         } else {
-            let gmat = metric(&energy, &theta, d, o.width)?;
+            let gmat = metric(&energy, &theta, d, din, o.width)?;
             let mean_diag = (0..p).map(|k| gmat.get(k, k)).sum::<f64>() / p as f64;
             let mut accepted = false;
             for _ in 0..12 {
@@ -898,6 +929,31 @@ pub fn train(
     } else {
         (energy.value(&theta, None)?, 0.0)
     };
+    // A fixed rule can be fitted instead of the equation: compare with a finer rule.
+    let coarse = if fresh {
+        None
+    } else {
+        let per = (s as f64).powf(1.0 / d as f64).round() as usize;
+        let (fp, fw) = tensor_gauss(per + per / 2 + 1, &src.lo, &src.hi);
+        energy.set_rule(&fp, &fw)?;
+        let fine = energy.value(&theta, None)?;
+        energy.set_rule(&pts, &wts)?;
+        let scale = energy_final.abs().max(fine.abs()).max(1e-12);
+        ((fine - energy_final).abs() > 1e-6 * scale).then(|| {
+            Diagnostic::warning(
+                Code::CoarseRule,
+                format!(
+                    "the trained network's energy is {} on the training rule but {} on a \
+                     finer one ({} points per axis)",
+                    crate::report::fmt_num(energy_final),
+                    crate::report::fmt_num(fine),
+                    per + per / 2 + 1
+                ),
+            )
+            .at(span, "the network fits the quadrature")
+            .help("train with more `samples`, a smaller width, or `quadrature = sobol`")
+        })
+    };
     let (rel_l2, rel_h1, exact_energy) = match src.exact {
         Some(_) => {
             let (l2, h1) = errors(&energy, &theta, &src, &mut rng, s)?;
@@ -955,12 +1011,15 @@ pub fn train(
         el_residual_rel: source_rms.map(|f| el_residual / f.max(1e-300)),
         activation: o.activation.name(),
         slice: slice(&energy, &theta, &src)?,
+        periodic: src.periodic,
+        lo: src.lo.clone(),
+        hi: src.hi.clone(),
         slice_sensitivities,
         weights,
     };
-    let warning = match (warning, timed_out) {
-        (w, false) => w,
-        (_, true) => Some(
+    let mut warnings: Vec<Diagnostic> = warning.into_iter().collect();
+    if timed_out {
+        warnings.push(
             Diagnostic::warning(
                 Code::NotConverged,
                 format!(
@@ -970,9 +1029,10 @@ pub fn train(
             )
             .at(span, "stopped early")
             .help("raise max_time, or ask for fewer steps"),
-        ),
-    };
-    Ok((report, warning))
+        );
+    }
+    warnings.extend(coarse);
+    Ok((report, warnings))
 }
 
 /// Random features: sets the inner weights, solves for the outer ones by Newton (the file's
@@ -1053,7 +1113,7 @@ struct Features {
 /// input gradients: the H¹ matrix G = Σ_s q_s (∂u_sᵀ∂u_s + Σ_k ∂(∇u)_skᵀ ∂(∇u)_sk), or, with
 /// the energy natural gradient, the same sum weighted by ∂²L at each point. Each part of the
 /// rule contributes its own sum, computed in parallel.
-fn metric(en: &Energy, theta: &[f64], d: usize, h: usize) -> Result<Dense, Diagnostic> {
+fn metric(en: &Energy, theta: &[f64], d: usize, din: usize, h: usize) -> Result<Dense, Diagnostic> {
     let span = en.span;
     let fns = en.fns()?;
     let f = en
@@ -1088,6 +1148,7 @@ fn metric(en: &Energy, theta: &[f64], d: usize, h: usize) -> Result<Dense, Diagn
                 curv.as_deref(),
                 &part.state.params[ids[0]],
                 d,
+                din,
                 h,
                 p,
             ))
@@ -1110,10 +1171,13 @@ fn part_metric(
     c: Option<&[Vec<f64>]>,
     q: &[f64],
     d: usize,
+    din: usize,
     h: usize,
     p: usize,
 ) -> faer::Mat<f64> {
     let s = q.len();
+    // Entries of ∂(·)/∂W per row: W is width × inputs.
+    let hd = h * din;
     // A: one row per point and component (u, then (∇u)_k), scaled by √q; G = AᵀA.
     let rows = s * (d + 1);
     let mut a = faer::Mat::<f64>::zeros(rows, p);
@@ -1122,7 +1186,7 @@ fn part_metric(
         for comp in 0..=d {
             let (jw, jb, ja, jc) = if comp == 0 {
                 (
-                    &j[0][si * h * d..(si + 1) * h * d],
+                    &j[0][si * hd..(si + 1) * hd],
                     &j[1][si * h..(si + 1) * h],
                     &j[2][si * h..(si + 1) * h],
                     j[3][si],
@@ -1130,7 +1194,7 @@ fn part_metric(
             } else {
                 let r = si * d + comp - 1;
                 (
-                    &j[4][r * h * d..(r + 1) * h * d],
+                    &j[4][r * hd..(r + 1) * hd],
                     &j[5][r * h..(r + 1) * h],
                     &j[6][r * h..(r + 1) * h],
                     j[7][r],
@@ -1260,8 +1324,8 @@ pde p {
         for (a, b) in g1.iter().zip(&g3) {
             assert!((a - b).abs() <= 1e-12 * gmax, "{a} vs {b}");
         }
-        let m1 = metric(&one, &theta, 2, h).expect("metric");
-        let m3 = metric(&three, &theta, 2, h).expect("metric");
+        let m1 = metric(&one, &theta, 2, 2, h).expect("metric");
+        let m3 = metric(&three, &theta, 2, 2, h).expect("metric");
         let scale = (0..p).map(|k| m1.get(k, k)).fold(0.0f64, f64::max);
         for i in 0..p {
             for j in 0..p {

@@ -455,9 +455,9 @@ impl Session {
         out: &mut dyn Write,
     ) {
         match crate::pde::train(m, name, spec, span, false, None) {
-            Ok((r, warning)) => {
-                if let Some(w) = warning {
-                    self.fail(&w, Some(m), out);
+            Ok((r, warnings)) => {
+                for w in &warnings {
+                    self.fail(w, Some(m), out);
                 }
                 let _ = writeln!(
                     out,
