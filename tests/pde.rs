@@ -397,3 +397,43 @@ fn a_periodic_boundary_trains_fourier_features() {
     let n = train(&src("neumann"));
     assert!(n.rel_l2.expect("exact") > 0.5, "{:?}", n.rel_l2);
 }
+
+#[test]
+fn a_penalized_dirichlet_boundary_solves_the_robin_problem() {
+    // E(u) = ∫ ½u'² + ½u² − f u + w[(u(0) − g(0))² + (u(1) − g(1))²] with g = u* = cos πx + x
+    // and f = −u*'' + u*. Its minimizer is u* + A eˣ + B e⁻ˣ with the natural conditions
+    // u'(0) = 2w(u(0) − g(0)), u'(1) = −2w(u(1) − g(1)); u*'(0) = u*'(1) = 1 give
+    // A(1 − 2w) − B(1 + 2w) = −1 and A e(1 + 2w) + B(2w − 1)/e = −1.
+    let w = 100.0;
+    let src = format!(
+        "pde rod {{\n  domain cube(1)\n  lagrangian L(x, u, p) = 0.5*dot(p, p) + 0.5*u^2\n  \
+         exact us(x) = cos(pi*x[1]) + x[1]\n  source f(x) = (pi^2 + 1)*cos(pi*x[1]) + x[1]\n  \
+         boundary dirichlet(us, penalty = {w})\n}}\n\
+         solve rod using barron(width = 12, samples = 64)\n"
+    );
+    let r = train(&src);
+    let e = 1f64.exp();
+    let (a11, a12, a21, a22) = (
+        1.0 - 2.0 * w,
+        -(1.0 + 2.0 * w),
+        e * (1.0 + 2.0 * w),
+        (2.0 * w - 1.0) / e,
+    );
+    let det = a11 * a22 - a12 * a21;
+    let (ca, cb) = ((-a22 + a12) / det, (-a11 + a21) / det);
+    let robin = |x: f64| (PI * x).cos() + x + ca * x.exp() + cb * (-x).exp();
+    let mut to_robin: f64 = 0.0;
+    let mut robin_to_exact: f64 = 0.0;
+    for s in &r.slice {
+        to_robin = to_robin.max((s.u - robin(s.x)).abs());
+        robin_to_exact = robin_to_exact.max((robin(s.x) - s.exact.expect("exact")).abs());
+    }
+    assert!(
+        robin_to_exact > 1e-3,
+        "the penalty changes the solution: {robin_to_exact:.2e}"
+    );
+    assert!(
+        to_robin < 1e-4,
+        "trained against the penalized solution: {to_robin:.2e}"
+    );
+}

@@ -260,7 +260,8 @@ The message names the limit; library users can raise it through the compile opti
     // ---- W: warnings -------------------------------------------------------------------
     NotYetAvailable = "W0901", File, "statement not executed by this version",
 "The statement is checked but this version of optc does not execute it; nothing is computed
-for it and no value is invented.";
+for it and no value is invented. (Earlier versions gave it for periodic and penalty-Dirichlet
+boundaries of pde blocks; every statement is executed now, and the code is kept reserved.)";
     UnusedName = "W0902", File, "declared but never used",
 "A param, let or fn is declared but nothing uses it: often a typo in a later name. Remove it,
 or use it.";

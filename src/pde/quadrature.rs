@@ -92,6 +92,41 @@ pub fn monte_carlo(n: usize, lo: &[f64], hi: &[f64], rng: &mut Rng) -> (Vec<f64>
     (pts, vec![vol / n as f64; n])
 }
 
+/// A rule on the boundary of the box [lo, hi]: on each of its 2d faces, `face_rule` over the
+/// face's own (d − 1)-box, with weights that sum to the face's area; for d = 1 the two end
+/// points with weight 1.
+pub fn faces(
+    lo: &[f64],
+    hi: &[f64],
+    mut face_rule: impl FnMut(&[f64], &[f64]) -> (Vec<f64>, Vec<f64>),
+) -> (Vec<f64>, Vec<f64>) {
+    let d = lo.len();
+    let (mut pts, mut wts) = (Vec::new(), Vec::new());
+    for k in 0..d {
+        let (sub_lo, sub_hi): (Vec<f64>, Vec<f64>) =
+            (0..d).filter(|&j| j != k).map(|j| (lo[j], hi[j])).unzip();
+        for side in [lo[k], hi[k]] {
+            let (p, w) = if d == 1 {
+                (Vec::new(), vec![1.0])
+            } else {
+                face_rule(&sub_lo, &sub_hi)
+            };
+            for (n, wn) in w.iter().enumerate() {
+                let mut rest = p[n * (d - 1)..(n + 1) * (d - 1)].iter();
+                for j in 0..d {
+                    pts.push(if j == k {
+                        side
+                    } else {
+                        rest.next().copied().unwrap_or(side)
+                    });
+                }
+                wts.push(*wn);
+            }
+        }
+    }
+    (pts, wts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +149,22 @@ mod tests {
             .map(|(k, w)| w * p[2 * k] * p[2 * k + 1])
             .sum();
         assert!((q - 8.0).abs() < 1e-12, "{q}");
+    }
+
+    #[test]
+    fn face_rules_integrate_over_the_boundary() {
+        // ∫ over the boundary of [0,2]×[1,3] of x·y: faces x = 0 (0), x = 2 (∫₁³ 2y = 8),
+        // y = 1 (∫₀² x = 2), y = 3 (∫₀² 3x = 6): 16; the perimeter is 8.
+        let (p, w) = faces(&[0.0, 1.0], &[2.0, 3.0], |lo, hi| tensor_gauss(3, lo, hi));
+        let q: f64 = w
+            .iter()
+            .enumerate()
+            .map(|(k, w)| w * p[2 * k] * p[2 * k + 1])
+            .sum();
+        assert!((q - 16.0).abs() < 1e-12, "{q}");
+        assert!((w.iter().sum::<f64>() - 8.0).abs() < 1e-12);
+        // In one dimension: the two end points.
+        let (p, w) = faces(&[0.5], &[2.0], |_, _| unreachable!());
+        assert_eq!((p, w), (vec![0.5, 2.0], vec![1.0, 1.0]));
     }
 }

@@ -68,6 +68,12 @@ pub struct PdeSource {
     /// A periodic boundary: the network sees Fourier features cos ω(x − lo), sin ω(x − lo)
     /// (ω = 2π / period per axis) instead of x, so u is periodic by construction.
     pub periodic: bool,
+    /// A penalized Dirichlet condition: its weight w, the energy gaining
+    /// w ∫_∂Ω (u − g)² dS on boundary points `nn_XB` with weights `nn_qB` (`nn_g` is among
+    /// the prefix's fns).
+    pub penalty: Option<f64>,
+    /// Boundary points of the penalty's rule (set by the trainer, which picks the rule).
+    pub boundary_points: usize,
 }
 
 impl PdeSource {
@@ -168,6 +174,18 @@ pub fn pde_source(model: &Model, pde: &Pde) -> Result<PdeSource, Diagnostic> {
         PdeDomain::Box { lo, hi } => (lo.clone(), hi.clone()),
     };
     let periodic = matches!(pde.boundary, PdeBoundary::Periodic);
+    let penalty = match (&pde.boundary, &boundary_g) {
+        (
+            PdeBoundary::Dirichlet {
+                penalty: Some(w), ..
+            },
+            Some(g),
+        ) => {
+            let _ = writeln!(prefix, "fn nn_g(x) = {g}");
+            Some(*w)
+        }
+        _ => None,
+    };
     let dirichlet = match (&pde.boundary, boundary_g) {
         (PdeBoundary::Dirichlet { penalty: None, .. }, Some(g)) => {
             // g̃ = g extended inside by the same formula; φ = Π (x − lo)(hi − x).
@@ -193,6 +211,8 @@ pub fn pde_source(model: &Model, pde: &Pde) -> Result<PdeSource, Diagnostic> {
         exact,
         dirichlet,
         periodic,
+        penalty,
+        boundary_points: 0,
     })
 }
 
@@ -255,6 +275,17 @@ fn network(
         s,
         "let {g} = [sum(i in 1..nn_H) nn_a[i]*{dsig}*{dz} for s in 1..nn_S, k in 1..{d}]"
     );
+    if src.penalty.is_some() {
+        // The network at the boundary points.
+        let zb = src.preactivation(&|k| format!("nn_XB[r, {k}]"));
+        let (sb, _) = act.forms(&zb);
+        let _ = writeln!(
+            s,
+            "dim nn_SB = {}\nparam nn_XB: real[nn_SB, {d}] = 0\nparam nn_qB: real[nn_SB] = 0\n\
+             let nn_UB = [sum(i in 1..nn_H) nn_a[i]*{sb} + nn_c for r in 1..nn_SB]",
+            src.boundary_points.max(1)
+        );
+    }
     if src.dirichlet {
         // u = g + φ N, ∇u = ∇g + ∇φ N + φ ∇N; ∇g and ∇φ are symbolic gradients in x.
         let x = row(d);
@@ -329,7 +360,14 @@ pub fn energy_program(
     } else {
         ""
     };
-    let objective = format!("{ridge}minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i}){penalty}\n");
+    let boundary = match src.penalty {
+        Some(w) => format!(
+            " + {w:?}*sum(r in 1..nn_SB) nn_qB[r]*(nn_UB[r] - nn_g([nn_XB[r, k] for k in 1..{d}]))^2"
+        ),
+        None => String::new(),
+    };
+    let objective =
+        format!("{ridge}minimize nn_E = sum(s in 1..nn_S) nn_q[s]*({i}){boundary}{penalty}\n");
     if extras == Extras::FixedInner {
         // u at probe points (the slice), for its implicit derivatives in the params.
         let z = src.preactivation(&|k| format!("nn_XP[t, {k}]"));
@@ -352,7 +390,11 @@ pub fn energy_program(
     }
     // The Jacobians of the network's values and input gradients in its weights, for the H¹
     // metric of the natural gradient.
-    for (out, of) in [("U", "nn_U"), ("G", "nn_G")] {
+    let mut outs = vec![("U", "nn_U"), ("G", "nn_G")];
+    if src.penalty.is_some() {
+        outs.push(("UB", "nn_UB"));
+    }
+    for (out, of) in outs {
         for v in ["W", "b", "a", "c"] {
             let _ = writeln!(s, "let nn_J{out}{v} = jac({of}, nn_{v})");
         }

@@ -1,11 +1,11 @@
 //! Training the network: Adam, the H¹ natural gradient (Levenberg–Marquardt damped, with a
 //! line search on the energy), and the default (Adam warm-up, then natural gradient).
 
-use super::quadrature::{monte_carlo, tensor_gauss, Rng};
+use super::quadrature::{faces, monte_carlo, tensor_gauss, Rng};
 use super::sobol::scrambled_sobol;
 use super::source::{self, Activation, PdeSource};
 use crate::api::Model;
-use crate::check::{MethodSpec, OptValue, PdeBoundary};
+use crate::check::{MethodSpec, OptValue};
 use crate::compiled::ValueFns;
 use crate::diag::{Code, Diagnostic, Span};
 use crate::ir::TensorExpr;
@@ -298,6 +298,11 @@ struct Energy {
     /// Points per part.
     chunk: usize,
     parts: Vec<Part>,
+    /// The penalty's boundary rule (points, weights): in the first part; the others carry
+    /// the same points with weight 0.
+    boundary: Option<(Vec<f64>, Vec<f64>)>,
+    /// The penalty weight w of w ∫_∂Ω (u − g)².
+    penalty: Option<f64>,
     span: Span,
 }
 
@@ -357,7 +362,12 @@ impl Energy {
         };
         let jac = if !matches!(o.method, Method::Adam | Method::RandomFeatures) {
             let mut js = Vec::new();
-            for out in ["U", "G"] {
+            let outs: &[&str] = if src.penalty.is_some() {
+                &["U", "G", "UB"]
+            } else {
+                &["U", "G"]
+            };
+            for out in outs {
                 for v in ["W", "b", "a", "c"] {
                     js.push(let_expr(&mut a, &format!("nn_J{out}{v}"))?);
                 }
@@ -383,6 +393,8 @@ impl Energy {
             curvature,
             chunk,
             parts: Vec::new(),
+            boundary: None,
+            penalty: src.penalty,
             span,
         })
     }
@@ -394,7 +406,12 @@ impl Energy {
         self.parts = self.split(pts, wts)?;
         if let Some(first) = self.parts.first() {
             let st = first.state.clone();
-            for name in ["nn_X", "nn_q"] {
+            let names: &[&str] = if self.boundary.is_some() {
+                &["nn_X", "nn_q", "nn_XB", "nn_qB"]
+            } else {
+                &["nn_X", "nn_q"]
+            };
+            for &name in names {
                 let k = param_index(&self.model, name)?;
                 set(&mut self.model, name, &st.params[k], self.span)?;
             }
@@ -424,6 +441,14 @@ impl Energy {
             let mut state = self.model.state().clone();
             state.params[xi] = x;
             state.params[qi] = q;
+            if let Some((xb, qb)) = &self.boundary {
+                state.params[param_index(&self.model, "nn_XB")?].clone_from(xb);
+                state.params[param_index(&self.model, "nn_qB")?] = if parts.is_empty() {
+                    qb.clone()
+                } else {
+                    vec![0.0; qb.len()]
+                };
+            }
             parts.push(Part { state, valid });
         }
         Ok(parts)
@@ -432,10 +457,13 @@ impl Energy {
     /// Copies the model's params (other than the rule) into every part, after the
     /// single-state machinery changed them.
     fn sync(&mut self) -> Result<(), Diagnostic> {
-        let keep = [
+        let mut keep = vec![
             param_index(&self.model, "nn_X")?,
             param_index(&self.model, "nn_q")?,
         ];
+        if self.boundary.is_some() {
+            keep.push(param_index(&self.model, "nn_qB")?);
+        }
         let params = &self.model.state().params;
         for part in &mut self.parts {
             for (k, v) in params.iter().enumerate() {
@@ -633,6 +661,22 @@ fn rule(src: &PdeSource, o: &Options, rng: &mut Rng) -> (Vec<f64>, Vec<f64>, Str
     }
 }
 
+/// The rule on the boundary for a penalized Dirichlet condition, of the training rule's
+/// kind: per face, a Gauss rule with the interior's points per axis, or a quarter of the
+/// interior's points shared over the faces.
+fn boundary_rule(src: &PdeSource, o: &Options, rng: &mut Rng) -> (Vec<f64>, Vec<f64>) {
+    let d = src.dim;
+    let per_face = (o.samples / 4 / (2 * d)).max(8);
+    faces(&src.lo, &src.hi, |lo, hi| match o.quadrature {
+        Quadrature::Gauss => {
+            let per = ((o.samples as f64).powf(1.0 / d as f64).round() as usize).max(2);
+            tensor_gauss(per, lo, hi)
+        }
+        Quadrature::Sobol => scrambled_sobol(sobol_size(per_face), lo, hi, rng),
+        Quadrature::MonteCarlo => monte_carlo(per_face, lo, hi, rng),
+    })
+}
+
 /// Points of a Sobol rule: the power of two nearest to `samples` (on a log scale).
 fn sobol_size(samples: usize) -> usize {
     let up = samples.next_power_of_two();
@@ -662,25 +706,15 @@ pub fn train(
             Diagnostic::error(Code::UnknownName, format!("no pde named `{target}`"))
                 .at(span, "here")
         })?;
-    let supported = match &pde.boundary {
-        PdeBoundary::Neumann | PdeBoundary::Periodic => true,
-        PdeBoundary::Dirichlet { penalty, .. } => penalty.is_none(),
-    };
-    if !supported {
-        return Err(Diagnostic::warning(
-            Code::NotYetAvailable,
-            "penalty-Dirichlet boundaries are not trained by this version",
-        )
-        .at(span, "skipped")
-        .help("use a hard `boundary dirichlet(g)` (no penalty)"));
-    }
     let mut o = options(spec, pde.dim)?;
     o.max_time = model.options().limits.cap_seconds(o.max_time);
     let warning = source::convexity_warning(model, &pde, span)?;
-    let src = source::pde_source(model, &pde)?;
+    let mut src = source::pde_source(model, &pde)?;
     let d = src.dim;
     let mut rng = Rng(o.seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed);
     let (pts, wts, quadrature) = rule(&src, &o, &mut rng);
+    let boundary = src.penalty.map(|_| boundary_rule(&src, &o, &mut rng));
+    src.boundary_points = boundary.as_ref().map_or(0, |b| b.1.len());
     let s = wts.len();
     // Random rules are drawn afresh every step.
     let fresh = o.quadrature != Quadrature::Gauss;
@@ -694,6 +728,7 @@ pub fn train(
     let chunk = s.div_ceil(threads);
 
     let mut energy = Energy::compile(model, &src, &o, chunk, span)?;
+    energy.boundary = boundary;
     energy.set_rule(&pts, &wts)?;
 
     // Initial weights: a loaded network, or hyperplanes through random points of the domain.
@@ -831,6 +866,9 @@ pub fn train(
         }
         if fresh {
             let (pts, wts, _) = rule(&src, &o, &mut rng);
+            if src.penalty.is_some() {
+                energy.boundary = Some(boundary_rule(&src, &o, &mut rng));
+            }
             energy.set_rule(&pts, &wts)?;
             e = energy.value(&theta, Some(&mut grad))?;
         }
@@ -1143,7 +1181,7 @@ fn metric(en: &Energy, theta: &[f64], d: usize, din: usize, h: usize) -> Result<
                 None => None,
             };
             let j = run_state(fns, f, theta, &part.state, span)?;
-            Ok(part_metric(
+            let mut g = part_metric(
                 &j,
                 curv.as_deref(),
                 &part.state.params[ids[0]],
@@ -1151,7 +1189,26 @@ fn metric(en: &Energy, theta: &[f64], d: usize, din: usize, h: usize) -> Result<
                 din,
                 h,
                 p,
-            ))
+            );
+            // The penalty w Σ q_r (u_r − g_r)² adds its Gauss–Newton matrix 2w J_UBᵀ Q J_UB.
+            if let (Some(w), Some(jb)) = (en.penalty, j.get(8..12)) {
+                let qb = &part.state.params[param_index(&en.model, "nn_qB")?];
+                let hd = h * din;
+                let mut ab = faer::Mat::<f64>::zeros(qb.len(), p);
+                for (r, q) in qb.iter().enumerate() {
+                    let s = (2.0 * w * q.max(0.0)).sqrt();
+                    let cols = jb[0][r * hd..(r + 1) * hd]
+                        .iter()
+                        .chain(&jb[1][r * h..(r + 1) * h])
+                        .chain(&jb[2][r * h..(r + 1) * h])
+                        .chain(std::iter::once(&jb[3][r]));
+                    for (c, v) in cols.enumerate() {
+                        ab[(r, c)] = s * v;
+                    }
+                }
+                g += ab.transpose() * &ab;
+            }
+            Ok(g)
         })
         .try_reduce(|| faer::Mat::<f64>::zeros(p, p), |a, b| Ok(a + b))?;
     let mut out = Dense::zeros(p, p);
