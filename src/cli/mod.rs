@@ -44,7 +44,8 @@ enum Command {
         /// Write the solver's iteration history as CSV.
         #[arg(long, value_name = "FILE.csv")]
         trace: Option<PathBuf>,
-        /// Draw the convergence history (SVG).
+        /// Draw the convergence history (SVG); a pde solve also draws u along a slice of the
+        /// domain in FILE_slice.svg.
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
         /// Write the network a pde solve trained (JSON).
