@@ -399,12 +399,18 @@ pub fn energy_program(
             let _ = writeln!(s, "let nn_J{out}{v} = jac({of}, nn_{v})");
         }
     }
-    // ∂²L in (u, p) at each point, at given values nn_PU, nn_PG (set to the network's u and
-    // ∇u), for the energy natural gradient: each term of the sum depends on its own point
-    // only, so gradients of the sum are the per-point derivatives.
+    s += &lagrangian_derivatives(src);
+    s + &objective
+}
+
+/// L's derivatives in (u, p) at each point, at given values `nn_PU`, `nn_PG` (set to the
+/// network's u and ∇u): `nn_Lu`, `nn_Lp`, and the second derivatives `nn_Cuu`, `nn_Cup`,
+/// `nn_Cpp`. Each term of Σ_t L(x_t, PU_t, PG_t) depends on its own point only, so gradients
+/// of the sum are the per-point derivatives.
+fn lagrangian_derivatives(src: &PdeSource) -> String {
+    let d = src.dim;
     let x = format!("[nn_X[t, k] for k in 1..{d}]");
-    let _ = writeln!(s, "param nn_PU: real[nn_S] = 0");
-    let _ = writeln!(s, "param nn_PG: real[nn_S, {d}] = 0");
+    let mut s = format!("param nn_PU: real[nn_S] = 0\nparam nn_PG: real[nn_S, {d}] = 0\n");
     let _ = writeln!(
         s,
         "let nn_Lsum = sum(t in 1..nn_S) {}({x}, nn_PU[t], [nn_PG[t, k] for k in 1..{d}])",
@@ -418,7 +424,7 @@ pub fn energy_program(
         s,
         "let nn_Cpp = [grad(sum(s in 1..nn_S) nn_Lp[s, j], nn_PG) for j in 1..{d}]"
     );
-    s + &objective
+    s
 }
 
 /// The energy program with the Euler–Lagrange residual of the network at its points:
@@ -430,22 +436,8 @@ pub fn energy_program(
 pub fn residual_program(src: &PdeSource, samples: usize, width: usize, act: Activation) -> String {
     let d = src.dim;
     let mut s = energy_program(src, samples, width, act, Extras::None);
-    let xt = format!("[nn_X[t, k] for k in 1..{d}]");
-    let _ = writeln!(s, "param nn_PU: real[nn_S] = 0");
-    let _ = writeln!(s, "param nn_PG: real[nn_S, {d}] = 0");
-    let _ = writeln!(
-        s,
-        "let nn_Lsum = sum(t in 1..nn_S) {}({xt}, nn_PU[t], [nn_PG[t, k] for k in 1..{d}])",
-        src.lagrangian
-    );
-    let _ = writeln!(s, "let nn_Lu = grad(nn_Lsum, nn_PU)");
-    let _ = writeln!(s, "let nn_Lp = grad(nn_Lsum, nn_PG)");
-    let _ = writeln!(s, "let nn_Cup = grad(sum(s in 1..nn_S) nn_Lu[s], nn_PG)");
-    for (name, of, wrt) in [
-        ("nn_Cpp", "nn_Lp", "nn_PG"),
-        ("nn_Lpx", "nn_Lp", "nn_X"),
-        ("nn_Hu", "nn_G", "nn_X"),
-    ] {
+    s += &lagrangian_derivatives(src);
+    for (name, of, wrt) in [("nn_Lpx", "nn_Lp", "nn_X"), ("nn_Hu", "nn_G", "nn_X")] {
         let _ = writeln!(
             s,
             "let {name} = [grad(sum(s in 1..nn_S) {of}[s, j], {wrt}) for j in 1..{d}]"

@@ -471,11 +471,7 @@ impl Session {
                 if let (Some(l2), Some(h1)) = (r.rel_l2, r.rel_h1) {
                     let _ = writeln!(out, "relative L² error {l2:.3e}, H¹ error {h1:.3e}");
                 }
-                let _ = writeln!(
-                    out,
-                    "Euler–Lagrange residual (rms) {:.3e}",
-                    r.el_residual
-                );
+                let _ = writeln!(out, "Euler–Lagrange residual (rms) {:.3e}", r.el_residual);
             }
             Err(d) => self.fail(&d, Some(m), out),
         }
