@@ -625,8 +625,14 @@ pub fn euler_lagrange(model: &Model, name: &str) -> Result<String, Diagnostic> {
     let _ = writeln!(out);
     let bc = match &pde.boundary {
         PdeBoundary::Neumann => "∂L/∂p · n = 0 on the boundary (natural)".to_string(),
-        PdeBoundary::Dirichlet { .. } => "u = g on the boundary".to_string(),
-        PdeBoundary::Periodic => "periodic".to_string(),
+        PdeBoundary::Dirichlet { penalty: None, .. } => "u = g on the boundary".to_string(),
+        PdeBoundary::Dirichlet {
+            penalty: Some(w), ..
+        } => format!(
+            "∂L/∂p · n + 2·{w}·(u − g) = 0 on the boundary (the penalty {w}·∫(u − g)² dS; \
+             u → g as the weight grows)"
+        ),
+        PdeBoundary::Periodic => "periodic (u and ∂L/∂p · n match on opposite faces)".to_string(),
     };
     let _ = writeln!(out, "  boundary: {bc}");
     Ok(out)
