@@ -84,6 +84,7 @@ fn main() {
         rows.push((2, 10, adam(64, 2048, 2000, "sobol")));
         rows.push((0, 10, adam(64, 2048, 5000, "sobol")));
         rows.push((0, 20, adam(64, 2048, 1000, "sobol")));
+        rows.push((1, 20, adam(64, 2048, 1000, "sobol")));
         rows.push((0, 100, adam(32, 1024, 300, "sobol")));
     }
     println!(

@@ -341,8 +341,10 @@ fn a_saved_network_reloads_to_the_same_energy() {
     // energy on the same Gauss rule is the trained one. A network of another width is
     // refused with a diagnostic at the solve.
     let trained = train(&problem(1, true, "width = 8, samples = 48, steps = 40"));
-    let net = optc::pde::Network::from_json(&optc::pde::Network::from_report(&trained).to_json())
-        .expect("reads back");
+    let text = optc::pde::Network::from_report(&trained)
+        .to_json()
+        .expect("consistent");
+    let net = optc::pde::Network::from_json(&text).expect("reads back");
     let run_with = |using: &str| {
         let mut model =
             Model::compile(&problem(1, true, using), &CompileOptions::default()).expect("compiles");

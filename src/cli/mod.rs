@@ -393,7 +393,10 @@ fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
         match report.pde.last() {
             Some(p) => {
                 let net = crate::pde::Network::from_report(p);
-                if let Err(e) = std::fs::write(path, net.to_json() + "\n") {
+                let written = net
+                    .to_json()
+                    .and_then(|t| std::fs::write(path, t + "\n").map_err(|e| e.to_string()));
+                if let Err(e) = written {
                     diags.push(
                         Diagnostic::error(
                             Code::Usage,

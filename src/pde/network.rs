@@ -63,9 +63,30 @@ impl Network {
         f
     }
 
+    /// Are the fields consistent (weights for the width and inputs, a corner per axis)?
+    pub fn check(&self) -> Result<(), String> {
+        let want = self.width * (self.inputs() + 2) + 1;
+        if self.weights.len() != want {
+            return Err(format!(
+                "{} weights for width {} and {} inputs; {want} expected",
+                self.weights.len(),
+                self.width,
+                self.inputs()
+            ));
+        }
+        if self.lo.len() != self.dim || self.hi.len() != self.dim {
+            return Err(format!(
+                "the domain's corners do not have {} entries",
+                self.dim
+            ));
+        }
+        Ok(())
+    }
+
     /// The file form: `{"pde", "dim", "width", "activation", "features", "lo", "hi", "W",
     /// "b", "a", "c"}`.
-    pub fn to_json(&self) -> String {
+    pub fn to_json(&self) -> Result<String, String> {
+        self.check()?;
         let (h, d) = (self.width, self.inputs());
         let w = &self.weights;
         let rows: Vec<Value> = (0..h).map(|i| json!(w[i * d..(i + 1) * d])).collect();
@@ -87,7 +108,7 @@ impl Network {
             "a": w[h * d + h..h * d + 2 * h],
             "c": w[h * d + 2 * h],
         });
-        serde_json::to_string_pretty(&v).unwrap_or_default()
+        serde_json::to_string_pretty(&v).map_err(|e| e.to_string())
     }
 
     /// Reads the file form; the message says what is wrong.
@@ -187,7 +208,11 @@ impl Network {
     }
 
     /// N(x) = Σᵢ aᵢ σ(wᵢ·x + bᵢ) + c (wᵢ·features(x) with Fourier features).
-    pub fn eval(&self, x: &[f64]) -> f64 {
+    pub fn eval(&self, x: &[f64]) -> Result<f64, String> {
+        self.check()?;
+        if x.len() != self.dim {
+            return Err(format!("x has {} entries; dim is {}", x.len(), self.dim));
+        }
         let (h, d) = (self.width, self.inputs());
         let x = self.features(x);
         let w = &self.weights;
@@ -202,7 +227,7 @@ impl Network {
             let z: f64 = (0..d).map(|k| w[i * d + k] * x[k]).sum::<f64>() + w[h * d + i];
             u += w[h * d + h + i] * sigma(z);
         }
-        u
+        Ok(u)
     }
 }
 
@@ -222,7 +247,8 @@ mod tests {
             hi: vec![1.0, 1.0],
             weights: (0..3 * 4 + 1).map(|k| k as f64 / 7.0 - 0.5).collect(),
         };
-        let back = Network::from_json(&n.to_json()).expect("reads");
+        let text = n.to_json().expect("consistent");
+        let back = Network::from_json(&text).expect("reads");
         assert_eq!(back, n);
         // u at x = (1, 0): c + Σ a tanh(W[i,1] + b).
         let w = &n.weights;
@@ -230,8 +256,14 @@ mod tests {
             + (0..3)
                 .map(|i| w[9 + i] * (w[2 * i] + w[6 + i]).tanh())
                 .sum::<f64>();
-        assert!((n.eval(&[1.0, 0.0]) - want).abs() < 1e-15);
-        let bad = n.to_json().replace("\"width\": 3", "\"width\": 4");
+        assert!((n.eval(&[1.0, 0.0]).expect("evaluates") - want).abs() < 1e-15);
+        assert!(n.eval(&[1.0]).is_err());
+        let short = Network {
+            weights: vec![0.0; 5],
+            ..n.clone()
+        };
+        assert!(short.to_json().is_err() && short.eval(&[0.0, 0.0]).is_err());
+        let bad = text.replace("\"width\": 3", "\"width\": 4");
         assert_eq!(
             Network::from_json(&bad).unwrap_err(),
             "`W` has 3 rows; width is 4"

@@ -747,6 +747,14 @@ pub fn train(
             .at(span, "the network does not fit")
             .help(fix)
         };
+        if let Err(e) = n.check() {
+            return Err(Diagnostic::error(
+                Code::BadArgument,
+                format!("the starting network is inconsistent: {e}"),
+            )
+            .at(span, "here")
+            .help("networks are written by `optc run FILE --save net.json`"));
+        }
         if n.dim != d {
             return Err(mismatch(
                 "dimension ",
