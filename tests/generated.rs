@@ -46,15 +46,8 @@ struct Stats {
 fn check_program(seed: u64, stats: &mut Stats) -> Result<(), String> {
     let mut rng = Rng::seeded(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let smooth = rng.below(3) > 0;
-    let n = 1 + rng.below(4);
-    let m = 1 + rng.below(3);
-    let mut g = Gen {
-        rng,
-        smooth,
-        counter: 0,
-        n,
-        m,
-    };
+    let mut g = Gen::new(rng, smooth);
+    let n = g.n;
     let src = g.program();
     let compile = |backend| {
         Model::compile(

@@ -21,15 +21,7 @@ fn close(a: &[f64], b: &[f64]) -> bool {
 fuzz_target!(|data: &[u8]| {
     let mut rng = Rng::from_bytes(data);
     let smooth = rng.below(2) == 0;
-    let n = 1 + rng.below(4);
-    let m = 1 + rng.below(3);
-    let mut g = Gen {
-        rng,
-        smooth,
-        counter: 0,
-        n,
-        m,
-    };
+    let mut g = Gen::new(rng, smooth);
     let src = g.program();
     let compile = |backend| {
         let mut opts = CompileOptions {

@@ -297,17 +297,6 @@ struct RunFlags {
     load: Option<PathBuf>,
 }
 
-/// The pde names of the `--load` network (read again only for its name; errors were
-/// reported before the run).
-fn networks_loaded(flags: &RunFlags) -> Vec<String> {
-    flags
-        .load
-        .as_deref()
-        .and_then(|p| load_network(p).ok())
-        .map(|n| vec![n.pde])
-        .unwrap_or_default()
-}
-
 /// The network of `--load FILE`.
 fn load_network(path: &std::path::Path) -> Result<crate::pde::Network, Diagnostic> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -328,10 +317,12 @@ fn load_network(path: &std::path::Path) -> Result<crate::pde::Network, Diagnosti
 
 fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
     let (quiet, check_derivatives) = (flags.quiet, flags.check_derivatives);
-    let networks = match flags.load.as_deref().map(load_network).transpose() {
-        Ok(n) => n.into_iter().collect(),
-        Err(d) => return usage_error(d, common.json),
-    };
+    let networks: Vec<crate::pde::Network> =
+        match flags.load.as_deref().map(load_network).transpose() {
+            Ok(n) => n.into_iter().collect(),
+            Err(d) => return usage_error(d, common.json),
+        };
+    let loaded: Vec<String> = networks.iter().map(|n| n.pde.clone()).collect();
     if let Some(p) = &flags.plot {
         if p.extension().is_none_or(|e| !e.eq_ignore_ascii_case("svg")) {
             return usage_error(
@@ -364,7 +355,7 @@ fn run_cmd(file: &std::path::Path, common: &Common, flags: &RunFlags) -> i32 {
     );
     let mut diags: Vec<Diagnostic> = model.warnings().to_vec();
     diags.extend(report.diagnostics.iter().cloned());
-    for n in &networks_loaded(flags) {
+    for n in &loaded {
         if !report.pde.iter().any(|p| p.name == *n) {
             diags.push(
                 Diagnostic::warning(

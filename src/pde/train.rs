@@ -547,11 +547,12 @@ fn slice_points(src: &PdeSource) -> Vec<f64> {
 fn slice(en: &Energy, theta: &[f64], src: &PdeSource) -> Result<Vec<SlicePoint>, Diagnostic> {
     let pts = slice_points(src);
     let fns = en.fns()?;
+    let xi = param_index(&en.model, "nn_X")?;
     let mut out = Vec::with_capacity(SLICE_POINTS);
     for part in en.split(&pts, &[0.0; SLICE_POINTS])? {
         let v = run_state(fns, &en.values, theta, &part.state, en.span)?;
         for k in 0..part.valid {
-            let x = part.state.params[param_index(&en.model, "nn_X")?][k * src.dim];
+            let x = part.state.params[xi][k * src.dim];
             out.push(SlicePoint {
                 x,
                 u: v[0][k],

@@ -391,26 +391,12 @@ impl Session {
         let Some(mut m) = self.scratch(text, out) else {
             return;
         };
-        let Some(Request::Tune {
-            params,
-            sense,
-            objective,
-            objective_text,
-            method,
-            span,
-        }) = m.checked().requests.last().cloned()
-        else {
+        let Some(last) = m.checked().requests.last().cloned() else {
             return;
         };
         let spec = self.solve_spec();
-        let req = crate::run::tune::TuneRequest {
-            params: &params,
-            sense,
-            objective: &objective,
-            objective_text,
-            method: method.as_ref(),
-            span,
-            inner: spec.as_ref(),
+        let Some(req) = crate::run::tune::TuneRequest::of(&last, spec.as_ref()) else {
+            return;
         };
         let opts = crate::run::RunOptions {
             quiet: true,

@@ -218,24 +218,11 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                     Ok(())
                 }
             },
-            Request::Tune {
-                params,
-                sense,
-                objective,
-                objective_text,
-                method,
-                span,
-            } => {
-                let req = tune::TuneRequest {
-                    params,
-                    sense: *sense,
-                    objective,
-                    objective_text: objective_text.clone(),
-                    method: method.as_ref(),
-                    span: *span,
-                    inner: inner.as_ref(),
+            Request::Tune { .. } => {
+                let Some(treq) = tune::TuneRequest::of(req, inner.as_ref()) else {
+                    continue;
                 };
-                tune::tune(model, &req, opts, log).map(|t| {
+                tune::tune(model, &treq, opts, log).map(|t| {
                     if t.converged {
                         report.status = Status::Solved;
                     } else {
@@ -244,7 +231,7 @@ pub fn execute(model: &mut Model, opts: &RunOptions, log: &mut dyn Write) -> Run
                                 Code::NotConverged,
                                 format!("the outer loop of `tune` did not converge: {}", t.reason),
                             )
-                            .at(*span, "values are at the last outer iterate")
+                            .at(treq.span, "values are at the last outer iterate")
                             .help("raise max_iter, or loosen tol, in `using ...(...)`; bound the params with `in [a, b]` if the objective falls without bound"),
                         );
                         report.status = Status::NotConverged;

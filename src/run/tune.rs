@@ -5,7 +5,7 @@
 
 use super::{Named, RunOptions};
 use crate::api::Model;
-use crate::check::{MethodSpec, ParamId, Sense, T};
+use crate::check::{MethodSpec, ParamId, Request, Sense, T};
 use crate::diag::{Code, Diagnostic, Span};
 use crate::solve::outer::{self, EvalError, OuterRecord};
 use std::io::Write;
@@ -53,6 +53,33 @@ pub(crate) struct TuneRequest<'a> {
     pub span: Span,
     /// The `using` clause of the last inner `solve`.
     pub inner: Option<&'a MethodSpec>,
+}
+
+impl<'a> TuneRequest<'a> {
+    /// The parts of a `tune` statement (`None` for any other request), with the `using`
+    /// clause of the last inner `solve`.
+    pub(crate) fn of(r: &'a Request, inner: Option<&'a MethodSpec>) -> Option<TuneRequest<'a>> {
+        let Request::Tune {
+            params,
+            sense,
+            objective,
+            objective_text,
+            method,
+            span,
+        } = r
+        else {
+            return None;
+        };
+        Some(TuneRequest {
+            params,
+            sense: *sense,
+            objective,
+            objective_text: objective_text.clone(),
+            method: method.as_ref(),
+            span: *span,
+            inner,
+        })
+    }
 }
 
 /// Runs the outer loop; the model is left at the tuned params and their inner solution.

@@ -164,6 +164,25 @@ pub(crate) fn unknown_option(method: &str, name: &str, span: Span, allowed: &[&s
     )
 }
 
+/// `using name(...)` where `name` is none of `methods`, a `kind` (solver, outer method);
+/// `label` marks the name, `listing` introduces the list in the help line.
+pub(crate) fn unknown_method(
+    name: &str,
+    span: Span,
+    kind: &str,
+    label: &str,
+    methods: &[&str],
+    listing: &str,
+) -> Diagnostic {
+    Diagnostic::error(Code::UnknownMethod, format!("unknown {kind} `{name}`"))
+        .at(span, label)
+        .suggest(
+            name,
+            methods.iter().copied(),
+            format!("{listing}: {}", methods.join(", ")),
+        )
+}
+
 /// Parses `using method(k = v, ...)` against the system.
 pub fn options(spec: Option<&MethodSpec>, sys: &System) -> Result<SolveOptions, Diagnostic> {
     let Some(spec) = spec else {
@@ -187,15 +206,13 @@ pub fn options(spec: Option<&MethodSpec>, sys: &System) -> Result<SolveOptions, 
                 "projected_gradient",
                 "interior_point",
             ];
-            return Err(Diagnostic::error(
-                Code::UnknownMethod,
-                format!("unknown solver `{other}`"),
-            )
-            .at(spec.span, "not a solver")
-            .suggest(
+            return Err(unknown_method(
                 other,
-                names,
-                format!("the solvers are: {}", names.join(", ")),
+                spec.span,
+                "solver",
+                "not a solver",
+                &names,
+                "the solvers are",
             ));
         }
     };

@@ -76,15 +76,13 @@ pub fn options(spec: Option<&MethodSpec>) -> Result<OuterOptions, Diagnostic> {
         "adam" => OuterMethod::Adam,
         "gd" | "gradient_descent" => OuterMethod::Gd,
         other => {
-            return Err(Diagnostic::error(
-                Code::UnknownMethod,
-                format!("unknown outer method `{other}`"),
-            )
-            .at(spec.span, "not an outer method of `tune`")
-            .suggest(
+            return Err(super::unknown_method(
                 other,
-                METHODS,
-                format!("tune's methods are: {}", METHODS.join(", ")),
+                spec.span,
+                "outer method",
+                "not an outer method of `tune`",
+                &METHODS,
+                "tune's methods are",
             ));
         }
     };

@@ -70,6 +70,20 @@ pub struct Gen {
 }
 
 impl Gen {
+    /// A generator of programs over vars of 1–4 entries and 1–3 constraint rows, both drawn
+    /// from `rng`.
+    pub fn new(mut rng: Rng, smooth: bool) -> Gen {
+        let n = 1 + rng.below(4);
+        let m = 1 + rng.below(3);
+        Gen {
+            rng,
+            smooth,
+            counter: 0,
+            n,
+            m,
+        }
+    }
+
     fn fresh(&mut self, base: &str) -> String {
         self.counter += 1;
         format!("{base}{}", self.counter)
